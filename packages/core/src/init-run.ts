@@ -1,0 +1,213 @@
+import { hostname } from 'node:os';
+import { NotFoundError, ValidationError } from './errors.js';
+import { isRunId, newRunId, type RunId } from './ids.js';
+import type { Logger } from './logger.js';
+import { captureContext } from './run-context.js';
+import { type LogMode, Run } from './run.js';
+import { Store } from './store.js';
+import { encodeField } from './values.js';
+
+export interface InitRunOptions {
+  /** `workspace/name` or `name`: letters, digits, `.`, `_`, `-`. */
+  project: string;
+  name?: string;
+  description?: string;
+  tags?: string[];
+  /** Store folder; defaults to `$TIDEMARK_DIR`, else `./.tidemark`. Ignored when `store` is given. */
+  dir?: string;
+  /** An already open store; the run then leaves closing it to the caller. */
+  store?: Store;
+  /** Continue an existing run: new points append to its series. */
+  resume?: string;
+  /** Start a new run that records it continues `forkOf` from `forkStep`. */
+  forkOf?: string;
+  forkStep?: number;
+  /** Record git, command line, host and package versions under `context/` (default true). */
+  captureContext?: boolean;
+  logMode?: LogMode;
+  /** Batched mode: longest time a point waits in memory (default 1000 ms). */
+  flushIntervalMs?: number;
+  /** Batched mode: most points held in memory before a commit (default 10,000). */
+  maxBufferedPoints?: number;
+  /** End the run on process exit and SIGINT/SIGTERM if it was not stopped (default true). */
+  handleExit?: boolean;
+  logger?: Logger;
+  clock?: () => number;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'project', 'name', 'description', 'tags', 'dir', 'store', 'resume', 'forkOf', 'forkStep',
+  'captureContext', 'logMode', 'flushIntervalMs', 'maxBufferedPoints', 'handleExit', 'logger', 'clock',
+]);
+
+const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,99})?$/;
+
+/**
+ * Starts (or resumes) a run and records it in the local store before returning.
+ *
+ * @example
+ * const run = await initRun({ project: 'team/mnist', name: 'baseline', tags: ['cnn'] });
+ * run.set('parameters', { lr: 0.001, optimizer: { name: 'adam' } });
+ * run.log('metrics/loss', 0.31, { step: 1 });
+ * await run.stop();
+ */
+export async function initRun(options: InitRunOptions): Promise<Run> {
+  validateOptions(options);
+  const store = options.store ?? Store.open({ dir: options.dir, logger: options.logger, clock: options.clock });
+  const ownsStore = options.store === undefined;
+
+  try {
+    const id = options.resume === undefined ? createRun(store, options) : resumeRun(store, options.resume, options.project);
+    const run = new Run({
+      store,
+      id,
+      project: options.project,
+      logMode: options.logMode ?? 'durable',
+      flushIntervalMs: options.flushIntervalMs ?? 1000,
+      maxBufferedPoints: options.maxBufferedPoints ?? 10_000,
+      ownsStore,
+    });
+
+    if (options.tags !== undefined && options.tags.length > 0) run.addTags(...options.tags);
+    if (options.resume === undefined && options.captureContext !== false) {
+      for (const [path, value] of captureContext()) run.set(path, value);
+    }
+    if (options.handleExit !== false) installExitHooks(run);
+    startHeartbeat(run);
+    return run;
+  } catch (error) {
+    if (ownsStore) await store.close();
+    throw error;
+  }
+}
+
+function createRun(store: Store, options: InitRunOptions): RunId {
+  const now = store.clock();
+  const id = newRunId(now);
+  const forkOf = options.forkOf ?? null;
+  if (forkOf !== null) assertRunExists(store, forkOf);
+
+  store.transaction(() => {
+    store.db.prepare('INSERT OR IGNORE INTO projects (name, created_at) VALUES (?, ?)').run(options.project, now);
+    const project = store.db.prepare('SELECT id FROM projects WHERE name = ?').get(options.project) as { id: number };
+    store.db
+      .prepare(
+        `INSERT INTO runs (id, project_id, name, description, state, created_at, heartbeat_at, host, pid, fork_of, fork_step)
+         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(id, project.id, options.name ?? null, options.description ?? null, now, now, hostname(), process.pid, forkOf, options.forkStep ?? null);
+    store.journal.append(
+      id,
+      'run.create',
+      { name: options.name ?? null, description: options.description ?? null, createdAt: now, forkOf, forkStep: options.forkStep ?? null },
+      now,
+    );
+  });
+  return id;
+}
+
+function resumeRun(store: Store, runId: string, project: string): RunId {
+  const row = assertRunExists(store, runId);
+  if (row.project !== project) {
+    throw new ValidationError('project_mismatch', `run ${runId} belongs to project ${row.project}, not ${project}`, {
+      hint: `Pass project: '${row.project}' to resume it.`,
+    });
+  }
+  const now = store.clock();
+  store.transaction(() => {
+    store.db
+      .prepare("UPDATE runs SET state = 'running', ended_at = NULL, failure = NULL, heartbeat_at = ?, host = ?, pid = ? WHERE id = ?")
+      .run(now, hostname(), process.pid, runId);
+    store.journal.append(runId as RunId, 'run.state', { state: 'running', failure: null }, now);
+  });
+  return runId as RunId;
+}
+
+function assertRunExists(store: Store, runId: string): { project: string } {
+  const row = store.db
+    .prepare('SELECT p.name AS project FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?')
+    .get(runId) as { project: string } | undefined;
+  if (row === undefined) {
+    throw new NotFoundError('run_not_found', `no run ${runId} in ${store.dir}`, {
+      hint: "List runs with 'tidemark runs'; ids are shown in the first column.",
+    });
+  }
+  return row;
+}
+
+function validateOptions(options: InitRunOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new ValidationError('invalid_option', 'initRun takes an options object', {
+      hint: "Call initRun({ project: 'team/project' }).",
+    });
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new ValidationError('invalid_option', `initRun has no option '${key}'`, {
+        hint: `Known options: ${[...KNOWN_OPTIONS].join(', ')}.`,
+      });
+    }
+  }
+  if (typeof options.project !== 'string' || !PROJECT_PATTERN.test(options.project)) {
+    throw new ValidationError('invalid_project', `project '${String(options.project)}' is not a valid project name`, {
+      hint: "Use 'workspace/name' or 'name' with letters, digits, '.', '_' and '-'.",
+    });
+  }
+  if (options.resume !== undefined && (typeof options.resume !== 'string' || !isRunId(options.resume))) {
+    throw new ValidationError('invalid_run_id', `resume: '${String(options.resume)}' is not a run id`, {
+      hint: "Run ids are 26 lower-case letters and digits, as 'tidemark runs' shows them.",
+    });
+  }
+  if (options.resume !== undefined && options.forkOf !== undefined) {
+    throw new ValidationError('invalid_option', 'resume and forkOf cannot be used together', {
+      hint: 'Resume continues a run; forkOf starts a new one from it. Pick one.',
+    });
+  }
+  if (options.forkStep !== undefined && options.forkOf === undefined) {
+    throw new ValidationError('invalid_option', 'forkStep needs forkOf', { hint: 'Pass the run to fork as forkOf.' });
+  }
+  if (options.logMode !== undefined && options.logMode !== 'durable' && options.logMode !== 'batched') {
+    throw new ValidationError('invalid_option', `logMode '${String(options.logMode)}' is not known`, {
+      hint: "Use 'durable' (default) or 'batched'.",
+    });
+  }
+  for (const key of ['name', 'description'] as const) {
+    if (options[key] !== undefined) encodeField(options[key] as string, key);
+  }
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * Ends a run the process forgot to stop: on exit it is finished (failed for a non-zero exit
+ * code), on SIGINT or SIGTERM failed, after which the signal is raised again so the process
+ * ends as it would have without tidemark.
+ */
+function installExitHooks(run: Run): void {
+  const onExit = (code: number): void => {
+    run.endNow(code === 0 ? 'finished' : 'failed', code === 0 ? null : `process exited with code ${code}`);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    run.endNow('failed', `interrupted by ${signal}`);
+    removeHooks();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const removeHooks = (): void => {
+    process.removeListener('exit', onExit);
+    for (const signal of SIGNALS) process.removeListener(signal, onSignal);
+  };
+
+  process.on('exit', onExit);
+  for (const signal of SIGNALS) process.on(signal, onSignal);
+  run.onStop(removeHooks);
+}
+
+const HEARTBEAT_MS = 30_000;
+
+function startHeartbeat(run: Run): void {
+  const update = run.store.db.prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ?');
+  const timer = setInterval(() => {
+    if (!run.store.closed) update.run(run.store.clock(), run.id);
+  }, HEARTBEAT_MS).unref();
+  run.onStop(() => clearInterval(timer));
+}
