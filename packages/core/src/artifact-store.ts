@@ -41,7 +41,13 @@ export class ArtifactStore {
       const result = await this.#snapshotFile(source);
       const manifest: Manifest = { v: 1, type: 'file', size: result.size, chunks: result.chunks };
       const digest = await this.putObject(encodeManifest(manifest));
-      return { manifest: digest, kind: 'file', size: result.size, fileCount: 1, newBytes: result.newBytes };
+      return {
+        manifest: digest,
+        kind: 'file',
+        size: result.size,
+        fileCount: 1,
+        newBytes: result.newBytes,
+      };
     }
     if (!stats.isDirectory()) {
       throw new ArtifactError('not_a_file', `${source} is neither a file nor a directory`, {
@@ -118,7 +124,10 @@ export class ArtifactStore {
     const files =
       manifest.type === 'file'
         ? [{ path: out, chunks: manifest.chunks }]
-        : manifest.entries.map((entry) => ({ path: join(out, ...entry.path.split('/')), chunks: entry.chunks }));
+        : manifest.entries.map((entry) => ({
+            path: join(out, ...entry.path.split('/')),
+            chunks: entry.chunks,
+          }));
     if (manifest.type === 'dir') await mkdir(out, { recursive: true });
 
     for (const file of files) {
@@ -153,7 +162,10 @@ export class ArtifactStore {
     const result = await this.#pool.run({ source, objectsDir: this.dir });
     if ('failed' in result) {
       const { code, message, hint, retryable } = result.failed;
-      throw new ArtifactError(code, message, { retryable, ...(hint === undefined ? {} : { hint }) });
+      throw new ArtifactError(code, message, {
+        retryable,
+        ...(hint === undefined ? {} : { hint }),
+      });
     }
     return result;
   }

@@ -1,6 +1,6 @@
 export { ArtifactStore, type Snapshot } from './artifact-store.js';
 export { CHUNK_AVG, CHUNK_MAX, CHUNK_MIN } from './chunker.js';
-export { writeFileDurably, fsyncFolder } from './durable-file.js';
+export { fsyncFolder, writeFileDurably } from './durable-file.js';
 export {
   ArtifactError,
   isTidemarkError,
@@ -16,8 +16,8 @@ export { type InitRunOptions, initRun } from './init-run.js';
 export { Journal, type JournalEntry, type ReadLimits } from './journal.js';
 export { type Logger, silentLogger } from './logger.js';
 export {
-  decodeManifest,
   type DirManifest,
+  decodeManifest,
   encodeManifest,
   type FileManifest,
   isSafeRelativePath,
@@ -29,16 +29,23 @@ export { validatePath } from './paths.js';
 export {
   getRun,
   listRuns,
-  readSeries,
   type RunDetail,
   type RunSummary,
+  readSeries,
   type SeriesPoint,
   type SeriesSummary,
 } from './read-runs.js';
 export { type LogMode, type LogOptions, Run, type RunState, type SeriesType } from './run.js';
 export { type QueryResult, runQuery } from './sql-query.js';
-export { DB_FILE, OBJECTS_DIR, openReadOnly, resolveStoreDir, Store, type StoreOptions } from './store.js';
-export { tfjsCallback, type TfjsCallbackOptions } from './tfjs-callback.js';
+export {
+  DB_FILE,
+  OBJECTS_DIR,
+  openReadOnly,
+  resolveStoreDir,
+  Store,
+  type StoreOptions,
+} from './store.js';
+export { type TfjsCallbackOptions, tfjsCallback } from './tfjs-callback.js';
 export {
   columnsToFloat,
   decodeField,

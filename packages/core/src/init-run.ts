@@ -2,8 +2,8 @@ import { hostname } from 'node:os';
 import { NotFoundError, ValidationError } from './errors.js';
 import { isRunId, newRunId, type RunId } from './ids.js';
 import type { Logger } from './logger.js';
-import { captureContext } from './run-context.js';
 import { type LogMode, Run } from './run.js';
+import { captureContext } from './run-context.js';
 import { Store } from './store.js';
 import { encodeField } from './values.js';
 
@@ -36,8 +36,22 @@ export interface InitRunOptions {
 }
 
 const KNOWN_OPTIONS = new Set([
-  'project', 'name', 'description', 'tags', 'dir', 'store', 'resume', 'forkOf', 'forkStep',
-  'captureContext', 'logMode', 'flushIntervalMs', 'maxBufferedPoints', 'handleExit', 'logger', 'clock',
+  'project',
+  'name',
+  'description',
+  'tags',
+  'dir',
+  'store',
+  'resume',
+  'forkOf',
+  'forkStep',
+  'captureContext',
+  'logMode',
+  'flushIntervalMs',
+  'maxBufferedPoints',
+  'handleExit',
+  'logger',
+  'clock',
 ]);
 
 const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,99})?$/;
@@ -53,11 +67,15 @@ const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\/[A-Za-z0-9][A-Za-z0-
  */
 export async function initRun(options: InitRunOptions): Promise<Run> {
   validateOptions(options);
-  const store = options.store ?? Store.open({ dir: options.dir, logger: options.logger, clock: options.clock });
+  const store =
+    options.store ?? Store.open({ dir: options.dir, logger: options.logger, clock: options.clock });
   const ownsStore = options.store === undefined;
 
   try {
-    const id = options.resume === undefined ? createRun(store, options) : resumeRun(store, options.resume, options.project);
+    const id =
+      options.resume === undefined
+        ? createRun(store, options)
+        : resumeRun(store, options.resume, options.project);
     const run = new Run({
       store,
       id,
@@ -88,18 +106,39 @@ function createRun(store: Store, options: InitRunOptions): RunId {
   if (forkOf !== null) assertRunExists(store, forkOf);
 
   store.transaction(() => {
-    store.db.prepare('INSERT OR IGNORE INTO projects (name, created_at) VALUES (?, ?)').run(options.project, now);
-    const project = store.db.prepare('SELECT id FROM projects WHERE name = ?').get(options.project) as { id: number };
+    store.db
+      .prepare('INSERT OR IGNORE INTO projects (name, created_at) VALUES (?, ?)')
+      .run(options.project, now);
+    const project = store.db
+      .prepare('SELECT id FROM projects WHERE name = ?')
+      .get(options.project) as { id: number };
     store.db
       .prepare(
         `INSERT INTO runs (id, project_id, name, description, state, created_at, heartbeat_at, host, pid, fork_of, fork_step)
          VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)`,
       )
-      .run(id, project.id, options.name ?? null, options.description ?? null, now, now, hostname(), process.pid, forkOf, options.forkStep ?? null);
+      .run(
+        id,
+        project.id,
+        options.name ?? null,
+        options.description ?? null,
+        now,
+        now,
+        hostname(),
+        process.pid,
+        forkOf,
+        options.forkStep ?? null,
+      );
     store.journal.append(
       id,
       'run.create',
-      { name: options.name ?? null, description: options.description ?? null, createdAt: now, forkOf, forkStep: options.forkStep ?? null },
+      {
+        name: options.name ?? null,
+        description: options.description ?? null,
+        createdAt: now,
+        forkOf,
+        forkStep: options.forkStep ?? null,
+      },
       now,
     );
   });
@@ -109,14 +148,20 @@ function createRun(store: Store, options: InitRunOptions): RunId {
 function resumeRun(store: Store, runId: string, project: string): RunId {
   const row = assertRunExists(store, runId);
   if (row.project !== project) {
-    throw new ValidationError('project_mismatch', `run ${runId} belongs to project ${row.project}, not ${project}`, {
-      hint: `Pass project: '${row.project}' to resume it.`,
-    });
+    throw new ValidationError(
+      'project_mismatch',
+      `run ${runId} belongs to project ${row.project}, not ${project}`,
+      {
+        hint: `Pass project: '${row.project}' to resume it.`,
+      },
+    );
   }
   const now = store.clock();
   store.transaction(() => {
     store.db
-      .prepare("UPDATE runs SET state = 'running', ended_at = NULL, failure = NULL, heartbeat_at = ?, host = ?, pid = ? WHERE id = ?")
+      .prepare(
+        "UPDATE runs SET state = 'running', ended_at = NULL, failure = NULL, heartbeat_at = ?, host = ?, pid = ? WHERE id = ?",
+      )
       .run(now, hostname(), process.pid, runId);
     store.journal.append(runId as RunId, 'run.state', { state: 'running', failure: null }, now);
   });
@@ -125,7 +170,9 @@ function resumeRun(store: Store, runId: string, project: string): RunId {
 
 function assertRunExists(store: Store, runId: string): { project: string } {
   const row = store.db
-    .prepare('SELECT p.name AS project FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?')
+    .prepare(
+      'SELECT p.name AS project FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?',
+    )
     .get(runId) as { project: string } | undefined;
   if (row === undefined) {
     throw new NotFoundError('run_not_found', `no run ${runId} in ${store.dir}`, {
@@ -149,14 +196,25 @@ function validateOptions(options: InitRunOptions): void {
     }
   }
   if (typeof options.project !== 'string' || !PROJECT_PATTERN.test(options.project)) {
-    throw new ValidationError('invalid_project', `project '${String(options.project)}' is not a valid project name`, {
-      hint: "Use 'workspace/name' or 'name' with letters, digits, '.', '_' and '-'.",
-    });
+    throw new ValidationError(
+      'invalid_project',
+      `project '${String(options.project)}' is not a valid project name`,
+      {
+        hint: "Use 'workspace/name' or 'name' with letters, digits, '.', '_' and '-'.",
+      },
+    );
   }
-  if (options.resume !== undefined && (typeof options.resume !== 'string' || !isRunId(options.resume))) {
-    throw new ValidationError('invalid_run_id', `resume: '${String(options.resume)}' is not a run id`, {
-      hint: "Run ids are 26 lower-case letters and digits, as 'tidemark runs' shows them.",
-    });
+  if (
+    options.resume !== undefined &&
+    (typeof options.resume !== 'string' || !isRunId(options.resume))
+  ) {
+    throw new ValidationError(
+      'invalid_run_id',
+      `resume: '${String(options.resume)}' is not a run id`,
+      {
+        hint: "Run ids are 26 lower-case letters and digits, as 'tidemark runs' shows them.",
+      },
+    );
   }
   if (options.resume !== undefined && options.forkOf !== undefined) {
     throw new ValidationError('invalid_option', 'resume and forkOf cannot be used together', {
@@ -164,12 +222,22 @@ function validateOptions(options: InitRunOptions): void {
     });
   }
   if (options.forkStep !== undefined && options.forkOf === undefined) {
-    throw new ValidationError('invalid_option', 'forkStep needs forkOf', { hint: 'Pass the run to fork as forkOf.' });
-  }
-  if (options.logMode !== undefined && options.logMode !== 'durable' && options.logMode !== 'batched') {
-    throw new ValidationError('invalid_option', `logMode '${String(options.logMode)}' is not known`, {
-      hint: "Use 'durable' (default) or 'batched'.",
+    throw new ValidationError('invalid_option', 'forkStep needs forkOf', {
+      hint: 'Pass the run to fork as forkOf.',
     });
+  }
+  if (
+    options.logMode !== undefined &&
+    options.logMode !== 'durable' &&
+    options.logMode !== 'batched'
+  ) {
+    throw new ValidationError(
+      'invalid_option',
+      `logMode '${String(options.logMode)}' is not known`,
+      {
+        hint: "Use 'durable' (default) or 'batched'.",
+      },
+    );
   }
   for (const key of ['name', 'description'] as const) {
     if (options[key] !== undefined) encodeField(options[key] as string, key);
@@ -185,7 +253,10 @@ const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
  */
 function installExitHooks(run: Run): void {
   const onExit = (code: number): void => {
-    run.endNow(code === 0 ? 'finished' : 'failed', code === 0 ? null : `process exited with code ${code}`);
+    run.endNow(
+      code === 0 ? 'finished' : 'failed',
+      code === 0 ? null : `process exited with code ${code}`,
+    );
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     run.endNow('failed', `interrupted by ${signal}`);

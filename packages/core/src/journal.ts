@@ -105,7 +105,9 @@ export class Journal {
     let points = 0;
     for (const row of rows) {
       const pointCount =
-        row.first_point === null || row.last_point === null ? 0 : row.last_point - row.first_point + 1;
+        row.first_point === null || row.last_point === null
+          ? 0
+          : row.last_point - row.first_point + 1;
       if (out.length > 0 && points + pointCount > limits.maxPoints) break;
       out.push({ seq: row.seq as Seq, op: this.#buildOp(row), pointCount });
       points += pointCount;
@@ -114,7 +116,9 @@ export class Journal {
   }
 
   lastSeq(): Seq {
-    const row = this.#db.prepare('SELECT max(seq) AS seq FROM journal').get() as { seq: number | null };
+    const row = this.#db.prepare('SELECT max(seq) AS seq FROM journal').get() as {
+      seq: number | null;
+    };
     return (row.seq ?? 0) as Seq;
   }
 
@@ -165,7 +169,9 @@ export class Journal {
         bySeries.set(point.path, entry);
       }
       const value: WirePoint[2] =
-        point.type === 'float' ? toWireFloat(columnsToFloat(point.value, point.flag)) : (point.text ?? '');
+        point.type === 'float'
+          ? toWireFloat(columnsToFloat(point.value, point.flag))
+          : (point.text ?? '');
       entry.points.push([point.step, point.ts, value]);
     }
     return [...bySeries.values()];

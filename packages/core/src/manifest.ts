@@ -38,7 +38,8 @@ export function decodeManifest(bytes: Uint8Array, digest: string): Manifest {
 
 /** Every chunk a manifest refers to, without repeats. */
 export function manifestChunks(manifest: Manifest): Digest[] {
-  const chunks = manifest.type === 'file' ? manifest.chunks : manifest.entries.flatMap((e) => e.chunks);
+  const chunks =
+    manifest.type === 'file' ? manifest.chunks : manifest.entries.flatMap((e) => e.chunks);
   return [...new Set(chunks)];
 }
 

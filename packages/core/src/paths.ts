@@ -25,7 +25,7 @@ export function validatePath(path: unknown, what = 'path'): string {
       hint: "Separate segments with single slashes and do not start or end with one: 'a/b/c'.",
     });
   }
-  if (/[\u0000-\u001f\u007f]/.test(path)) {
+  if (hasControlCharacter(path)) {
     throw new ValidationError('invalid_path', `${what} contains a control character`, {
       hint: 'Remove tabs, newlines and other control characters from the path.',
     });
@@ -60,4 +60,12 @@ function isNestedObject(value: unknown): value is { readonly [key: string]: Fiel
   if (Array.isArray(value) || value instanceof Date) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
+}
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
 }

@@ -35,7 +35,13 @@ export interface RunDetail extends RunSummary {
   host: string | null;
   fields: Array<{ path: string; type: FieldType; value: FieldValue }>;
   series: SeriesSummary[];
-  files: Array<{ path: string; kind: 'file' | 'dir'; manifest: string; size: number; fileCount: number }>;
+  files: Array<{
+    path: string;
+    kind: 'file' | 'dir';
+    manifest: string;
+    size: number;
+    fileCount: number;
+  }>;
 }
 
 export interface SeriesPoint {
@@ -45,7 +51,10 @@ export interface SeriesPoint {
 }
 
 /** Lists runs, newest first. */
-export function listRuns(db: Database.Database, options: { project?: string; limit?: number } = {}): RunSummary[] {
+export function listRuns(
+  db: Database.Database,
+  options: { project?: string; limit?: number } = {},
+): RunSummary[] {
   const rows = db
     .prepare(
       `SELECT r.id, p.name AS project, r.name, r.state, r.created_at AS createdAt, r.ended_at AS endedAt,
@@ -54,7 +63,9 @@ export function listRuns(db: Database.Database, options: { project?: string; lim
        WHERE (? IS NULL OR p.name = ?)
        ORDER BY r.created_at DESC, r.id DESC LIMIT ?`,
     )
-    .all(options.project ?? null, options.project ?? null, options.limit ?? -1) as Array<RunSummary & { tags: string }>;
+    .all(options.project ?? null, options.project ?? null, options.limit ?? -1) as Array<
+    RunSummary & { tags: string }
+  >;
   return rows.map((row) => ({ ...row, tags: JSON.parse(row.tags) as string[] }));
 }
 
@@ -73,16 +84,24 @@ export function getRun(db: Database.Database, runId: string): RunDetail {
     });
   }
 
-  const tags = (db.prepare('SELECT tag FROM tags WHERE run_id = ? ORDER BY tag').all(runId) as Array<{ tag: string }>).map((t) => t.tag);
+  const tags = (
+    db.prepare('SELECT tag FROM tags WHERE run_id = ? ORDER BY tag').all(runId) as Array<{
+      tag: string;
+    }>
+  ).map((t) => t.tag);
   const fields = (
-    db.prepare('SELECT path, type, value FROM fields WHERE run_id = ? ORDER BY path').all(runId) as Array<{
+    db
+      .prepare('SELECT path, type, value FROM fields WHERE run_id = ? ORDER BY path')
+      .all(runId) as Array<{
       path: string;
       type: FieldType;
       value: string;
     }>
   ).map((f) => ({ path: f.path, type: f.type, value: decodeField(f.type, f.value) }));
   const files = db
-    .prepare('SELECT path, kind, manifest, size, file_count AS fileCount FROM files WHERE run_id = ? ORDER BY path')
+    .prepare(
+      'SELECT path, kind, manifest, size, file_count AS fileCount FROM files WHERE run_id = ? ORDER BY path',
+    )
     .all(runId) as RunDetail['files'];
 
   return { ...row, tags, fields, series: summarizeSeries(db, runId), files };
@@ -90,16 +109,18 @@ export function getRun(db: Database.Database, runId: string): RunDetail {
 
 /** Points of one series in step order (ties in the order they were logged). */
 export function readSeries(db: Database.Database, runId: string, path: string): SeriesPoint[] {
-  const series = db.prepare('SELECT id, type FROM series WHERE run_id = ? AND path = ?').get(runId, path) as
-    | { id: number; type: SeriesType }
-    | undefined;
+  const series = db
+    .prepare('SELECT id, type FROM series WHERE run_id = ? AND path = ?')
+    .get(runId, path) as { id: number; type: SeriesType } | undefined;
   if (series === undefined) {
     throw new NotFoundError('series_not_found', `run ${runId} has no series ${path}`, {
       hint: `Show the run's series with 'tidemark show ${runId}'.`,
     });
   }
   const rows = db
-    .prepare('SELECT step, ts, value, flag, text FROM points WHERE series_id = ? ORDER BY step, rowid')
+    .prepare(
+      'SELECT step, ts, value, flag, text FROM points WHERE series_id = ? ORDER BY step, rowid',
+    )
     .raw()
     .all(series.id) as Array<[number, number, number | null, number, string | null]>;
   return rows.map(([step, ts, value, flag, text]) => ({
@@ -122,8 +143,12 @@ function summarizeSeries(db: Database.Database, runId: string): SeriesSummary[] 
     .all(runId) as Array<Omit<SeriesSummary, 'last'> & { lastPoint: string | null }>;
 
   return rows.map(({ lastPoint, ...row }) => {
-    const [value, flag] = lastPoint === null ? [null, 0] : (JSON.parse(lastPoint) as [number | string | null, number]);
-    const last = row.type === 'float' && lastPoint !== null ? columnsToFloat(value as number | null, flag) : value;
+    const [value, flag] =
+      lastPoint === null ? [null, 0] : (JSON.parse(lastPoint) as [number | string | null, number]);
+    const last =
+      row.type === 'float' && lastPoint !== null
+        ? columnsToFloat(value as number | null, flag)
+        : value;
     const numeric = row.type === 'float';
     return {
       ...row,

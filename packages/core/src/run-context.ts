@@ -35,7 +35,10 @@ export function captureContext(cwd: string = process.cwd()): Array<[string, Fiel
     const diff = git(cwd, ['diff', 'HEAD']);
     if (diff !== undefined && diff.length > 0) {
       const cut = Buffer.byteLength(diff) > MAX_DIFF_BYTES;
-      out.push(['context/git/diff', cut ? Buffer.from(diff).subarray(0, MAX_DIFF_BYTES).toString() : diff]);
+      out.push([
+        'context/git/diff',
+        cut ? Buffer.from(diff).subarray(0, MAX_DIFF_BYTES).toString() : diff,
+      ]);
       if (cut) out.push(['context/git/diff_truncated', true]);
     }
   }
@@ -53,7 +56,13 @@ export function captureContext(cwd: string = process.cwd()): Array<[string, Fiel
 
 function git(cwd: string, args: string[]): string | undefined {
   return safe(() =>
-    execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000, maxBuffer: 16 * MAX_DIFF_BYTES }).trim(),
+    execFileSync('git', args, {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+      maxBuffer: 16 * MAX_DIFF_BYTES,
+    }).trim(),
   );
 }
 

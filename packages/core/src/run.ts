@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { ValidationError } from './errors.js';
 import type { RunId } from './ids.js';
-import { validatePath, flattenFields } from './paths.js';
+import { flattenFields, validatePath } from './paths.js';
 import type { Store } from './store.js';
 import { encodeField, type FieldInput, floatToColumns } from './values.js';
 
@@ -90,13 +90,20 @@ export class Run {
   set(path: string, value: FieldInput): void {
     this.#assertOpen();
     const leaves = flattenFields(validatePath(path, 'field path'), value);
-    const encoded = leaves.map(([leafPath, leaf]) => [leafPath, encodeField(leaf, leafPath)] as const);
+    const encoded = leaves.map(
+      ([leafPath, leaf]) => [leafPath, encodeField(leaf, leafPath)] as const,
+    );
     const now = this.#store.clock();
 
     this.#store.transaction(() => {
       for (const [leafPath, field] of encoded) {
         this.#statements.upsertField.run(this.id, leafPath, field.type, field.text, field.num, now);
-        this.#store.journal.append(this.id, 'field.set', { path: leafPath, type: field.type, value: field.text }, now);
+        this.#store.journal.append(
+          this.id,
+          'field.set',
+          { path: leafPath, type: field.type, value: field.text },
+          now,
+        );
       }
     });
   }
@@ -106,9 +113,13 @@ export class Run {
     this.#assertOpen();
     const type: SeriesType = typeof value === 'number' ? 'float' : 'string';
     if (typeof value !== 'number' && typeof value !== 'string') {
-      throw new ValidationError('invalid_value', `series ${path}: only numbers and strings are logged`, {
-        hint: 'Log numbers for metrics, strings for text; use logFile for files.',
-      });
+      throw new ValidationError(
+        'invalid_value',
+        `series ${path}: only numbers and strings are logged`,
+        {
+          hint: 'Log numbers for metrics, strings for text; use logFile for files.',
+        },
+      );
     }
     const handle = this.#seriesHandle(path, type);
     const step = this.#nextStep(handle, path, options.step);
@@ -145,11 +156,25 @@ export class Run {
     const now = this.#store.clock();
 
     this.#store.transaction(() => {
-      this.#statements.upsertFile.run(this.id, path, snapshot.kind, snapshot.manifest, snapshot.size, snapshot.fileCount, now);
+      this.#statements.upsertFile.run(
+        this.id,
+        path,
+        snapshot.kind,
+        snapshot.manifest,
+        snapshot.size,
+        snapshot.fileCount,
+        now,
+      );
       this.#store.journal.append(
         this.id,
         'file.add',
-        { path, fileKind: snapshot.kind, manifest: snapshot.manifest, size: snapshot.size, fileCount: snapshot.fileCount },
+        {
+          path,
+          fileKind: snapshot.kind,
+          manifest: snapshot.manifest,
+          size: snapshot.size,
+          fileCount: snapshot.fileCount,
+        },
         now,
       );
     });
@@ -246,7 +271,9 @@ export class Run {
       let last = 0;
       for (let i = 0; i < points.length; i++) {
         const p = points[i] as PendingPoint;
-        last = Number(insert.run(p.seriesId, p.step, p.ts, p.value, p.flag, p.text).lastInsertRowid);
+        last = Number(
+          insert.run(p.seriesId, p.step, p.ts, p.value, p.flag, p.text).lastInsertRowid,
+        );
         if (i === 0) first = last;
       }
       this.#store.journal.append(this.id, 'points', null, at, [first, last]);
@@ -263,7 +290,11 @@ export class Run {
     validatePath(path, 'series path');
     const row = this.#store.transaction(() => {
       this.#statements.insertSeries.run(this.id, path, type);
-      return this.#statements.findSeries.get(this.id, path) as { id: number; type: SeriesType; last: number | null };
+      return this.#statements.findSeries.get(this.id, path) as {
+        id: number;
+        type: SeriesType;
+        last: number | null;
+      };
     });
     if (row.type !== type) throw seriesTypeError(path, row.type, type);
     const handle = { id: row.id, type, lastStep: row.last ?? -1 };
@@ -288,9 +319,13 @@ export class Run {
   #timestamp(path: string, timestamp: number | undefined): number {
     if (timestamp === undefined) return this.#store.clock();
     if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) {
-      throw new ValidationError('invalid_timestamp', `series ${path}: timestamp must be finite ms since the epoch`, {
-        hint: 'Pass Date.now()-style milliseconds, or leave it out.',
-      });
+      throw new ValidationError(
+        'invalid_timestamp',
+        `series ${path}: timestamp must be finite ms since the epoch`,
+        {
+          hint: 'Pass Date.now()-style milliseconds, or leave it out.',
+        },
+      );
     }
     return timestamp;
   }
@@ -298,7 +333,7 @@ export class Run {
   #assertOpen(): void {
     if (this.#state !== 'running') {
       throw new ValidationError('run_ended', `run ${this.id} has ended (${this.#state})`, {
-        hint: "Start a new run, or reopen this one with initRun({ resume: runId }).",
+        hint: 'Start a new run, or reopen this one with initRun({ resume: runId }).',
       });
     }
   }
@@ -322,7 +357,9 @@ function prepareStatements(db: Database.Database): RunStatements {
        ON CONFLICT(run_id, path) DO UPDATE SET type = excluded.type, value = excluded.value,
        num = excluded.num, updated_at = excluded.updated_at`,
     ),
-    insertPoint: db.prepare('INSERT INTO points (series_id, step, ts, value, flag, text) VALUES (?, ?, ?, ?, ?, ?)'),
+    insertPoint: db.prepare(
+      'INSERT INTO points (series_id, step, ts, value, flag, text) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
     insertSeries: db.prepare('INSERT OR IGNORE INTO series (run_id, path, type) VALUES (?, ?, ?)'),
     findSeries: db.prepare(
       `SELECT s.id, s.type, (SELECT max(step) FROM points WHERE series_id = s.id) AS last
@@ -349,9 +386,13 @@ function validateTag(tag: unknown): string {
 }
 
 function seriesTypeError(path: string, existing: SeriesType, wanted: SeriesType): ValidationError {
-  return new ValidationError('series_type_mismatch', `series ${path} holds ${existing} values, not ${wanted}`, {
-    hint: 'Log this value under another path.',
-  });
+  return new ValidationError(
+    'series_type_mismatch',
+    `series ${path} holds ${existing} values, not ${wanted}`,
+    {
+      hint: 'Log this value under another path.',
+    },
+  );
 }
 
 function describeFailure(error: unknown): string {

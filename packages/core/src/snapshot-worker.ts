@@ -1,9 +1,9 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { CHUNK_MAX, nextCut } from './chunker.js';
 import { writeFileDurably } from './durable-file.js';
 import { TidemarkError } from './errors.js';
 import { getHasher } from './hash.js';
 import type { Digest } from './ids.js';
-import { CHUNK_MAX, nextCut } from './chunker.js';
 import { objectPath } from './object-layout.js';
 
 export interface SnapshotTask {

@@ -22,10 +22,14 @@ export function runQuery(db: Database.Database, sql: string, limit = 100_000): Q
   try {
     statement = db.prepare(sql);
   } catch (error) {
-    throw new QueryError('invalid_sql', `the SQL statement was rejected: ${(error as Error).message}`, {
-      hint: "Check the statement; 'docs/store-schema.md' lists the tables and views.",
-      cause: error,
-    });
+    throw new QueryError(
+      'invalid_sql',
+      `the SQL statement was rejected: ${(error as Error).message}`,
+      {
+        hint: "Check the statement; 'docs/store-schema.md' lists the tables and views.",
+        cause: error,
+      },
+    );
   }
 
   if (!statement.readonly) {

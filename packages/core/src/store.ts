@@ -99,7 +99,11 @@ export class Store {
   sync(): void {
     this.db.pragma('synchronous = FULL');
     try {
-      this.db.prepare("INSERT INTO meta (key, value) VALUES ('last_sync', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(this.clock()));
+      this.db
+        .prepare(
+          "INSERT INTO meta (key, value) VALUES ('last_sync', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .run(String(this.clock()));
     } finally {
       this.db.pragma('synchronous = NORMAL');
     }
@@ -130,10 +134,17 @@ export class Store {
       const now = this.clock();
       this.transaction(() => {
         const changed = this.db
-          .prepare("UPDATE runs SET state = 'crashed', ended_at = ?, failure = ? WHERE id = ? AND state = 'running'")
+          .prepare(
+            "UPDATE runs SET state = 'crashed', ended_at = ?, failure = ? WHERE id = ? AND state = 'running'",
+          )
           .run(now, `writer process ${row.pid} on ${host} died`, row.id);
         if (changed.changes === 1) {
-          this.journal.append(row.id, 'run.state', { state: 'crashed', failure: `writer process ${row.pid} died` }, now);
+          this.journal.append(
+            row.id,
+            'run.state',
+            { state: 'crashed', failure: `writer process ${row.pid} died` },
+            now,
+          );
         }
       });
       this.logger.warn('run_crashed', { run_id: row.id, pid: row.pid });
@@ -191,20 +202,30 @@ function migrateStore(db: Database.Database, path: string, existed: boolean): vo
  * past what this version knows: opening it anyway could damage it.
  */
 function assertOurs(db: Database.Database, path: string): void {
-  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>;
+  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{
+    name: string;
+  }>;
   if (tables.length === 0) return;
 
   const names = new Set(tables.map((t) => t.name));
   const format = names.has('meta')
-    ? (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined)
+    ? (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as
+        | { value: string }
+        | undefined)
     : undefined;
   if (format?.value !== STORE_FORMAT) {
-    throw new StoreError('foreign_database', `${path} is a SQLite database but not a tidemark store`, {
-      hint: 'Point --dir or TIDEMARK_DIR at a tidemark store folder; this file was not changed.',
-    });
+    throw new StoreError(
+      'foreign_database',
+      `${path} is a SQLite database but not a tidemark store`,
+      {
+        hint: 'Point --dir or TIDEMARK_DIR at a tidemark store folder; this file was not changed.',
+      },
+    );
   }
 
-  const newest = db.prepare('SELECT max(created_at) AS at FROM __drizzle_migrations').get() as { at: number | null };
+  const newest = db.prepare('SELECT max(created_at) AS at FROM __drizzle_migrations').get() as {
+    at: number | null;
+  };
   const known = knownMigrationTimes();
   if (newest.at !== null && newest.at > Math.max(0, ...known)) {
     throw new StoreError('store_too_new', `${path} was written by a newer tidemark`, {
@@ -215,7 +236,9 @@ function assertOurs(db: Database.Database, path: string): void {
 
 function knownMigrationTimes(): number[] {
   const journalPath = join(MIGRATIONS_DIR, 'meta', '_journal.json');
-  const parsed = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: Array<{ when: number }> };
+  const parsed = JSON.parse(readFileSync(journalPath, 'utf8')) as {
+    entries: Array<{ when: number }>;
+  };
   return parsed.entries.map((entry) => entry.when);
 }
 
@@ -239,7 +262,8 @@ function assertSqliteFile(path: string): void {
 
 function readOrCreateStoreId(db: Database.Database): string {
   db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)").run(randomUUID());
-  return (db.prepare("SELECT value FROM meta WHERE key = 'store_id'").get() as { value: string }).value;
+  return (db.prepare("SELECT value FROM meta WHERE key = 'store_id'").get() as { value: string })
+    .value;
 }
 
 function isAlive(pid: number): boolean {

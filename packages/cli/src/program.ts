@@ -1,0 +1,31 @@
+import { Command } from 'commander';
+import { registerInit } from './commands/init.js';
+import { registerQuery } from './commands/query.js';
+import { registerRuns } from './commands/runs.js';
+import { registerServe } from './commands/serve.js';
+import { registerShow } from './commands/show.js';
+import { registerSync } from './commands/sync.js';
+import { registerToken } from './commands/token.js';
+import { EXIT_CODE_HELP } from './exit-codes.js';
+
+/** Builds the `tidemark` command tree. Parsing and printing only; the work is in the packages. */
+export function buildProgram(): Command {
+  const program = new Command('tidemark')
+    .description('record ML runs offline, query them with SQL, sync them to a team server')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `\n${EXIT_CODE_HELP}\n\nEnvironment: TIDEMARK_DIR, TIDEMARK_REMOTE, TIDEMARK_API_TOKEN, DEBUG=tidemark:*`,
+    );
+
+  program.exitOverride();
+  registerInit(program);
+  registerRuns(program);
+  registerShow(program);
+  registerQuery(program);
+  registerSync(program);
+  registerServe(program);
+  registerToken(program);
+  return program;
+}

@@ -1,0 +1,42 @@
+import { TidemarkError } from '@tidemark/core';
+import { HttpRemoteClient, normalizeRemoteUrl } from '@tidemark/sync-daemon';
+import type { Command } from 'commander';
+import { usageError } from './output.js';
+
+export interface RemoteOptions {
+  remote?: string;
+}
+
+export function remoteOptions(command: Command): Command {
+  return command.option(
+    '--remote <url>',
+    'server URL (default: $TIDEMARK_REMOTE); token from $TIDEMARK_API_TOKEN',
+  );
+}
+
+/** The remote named by --remote or $TIDEMARK_REMOTE, with the token from $TIDEMARK_API_TOKEN. */
+export function resolveRemote(options: RemoteOptions): { url: string; client: HttpRemoteClient } {
+  const raw = options.remote ?? process.env.TIDEMARK_REMOTE;
+  if (raw === undefined || raw.length === 0) {
+    throw usageError(
+      'no remote server given',
+      'Pass --remote http://host:port or set TIDEMARK_REMOTE.',
+    );
+  }
+  let url: string;
+  try {
+    url = normalizeRemoteUrl(raw);
+  } catch (error) {
+    throw new TidemarkError('invalid_remote', `'${raw}' is not a valid server URL`, {
+      hint: 'Use an http:// or https:// URL such as http://127.0.0.1:8642.',
+      cause: error,
+    });
+  }
+  const token = process.env.TIDEMARK_API_TOKEN;
+  if (token === undefined || token.length === 0) {
+    throw new TidemarkError('auth_failed', 'no API token: TIDEMARK_API_TOKEN is not set', {
+      hint: "Set TIDEMARK_API_TOKEN to a token from 'tidemark token create --data DIR' on the server.",
+    });
+  }
+  return { url, client: new HttpRemoteClient({ url, token }) };
+}
