@@ -26,6 +26,7 @@ export {
 } from './manifest.js';
 export { objectPath } from './object-layout.js';
 export { validatePath } from './paths.js';
+export { isProjectName, PROJECT_PATTERN } from './project-name.js';
 export {
   getRun,
   listRuns,

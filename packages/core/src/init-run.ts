@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { NotFoundError, ValidationError } from './errors.js';
 import { isRunId, newRunId, type RunId } from './ids.js';
 import type { Logger } from './logger.js';
+import { isProjectName } from './project-name.js';
 import { type LogMode, Run } from './run.js';
 import { captureContext } from './run-context.js';
 import { Store } from './store.js';
@@ -54,7 +55,6 @@ const KNOWN_OPTIONS = new Set([
   'clock',
 ]);
 
-const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,99})?$/;
 
 /**
  * Starts (or resumes) a run and records it in the local store before returning.
@@ -195,7 +195,7 @@ function validateOptions(options: InitRunOptions): void {
       });
     }
   }
-  if (typeof options.project !== 'string' || !PROJECT_PATTERN.test(options.project)) {
+  if (typeof options.project !== 'string' || !isProjectName(options.project)) {
     throw new ValidationError(
       'invalid_project',
       `project '${String(options.project)}' is not a valid project name`,

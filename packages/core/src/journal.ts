@@ -75,7 +75,9 @@ export class Journal {
   /** Mints the next operation id of this writer. */
   nextOpId(): OpId {
     this.#counter += 1;
-    return `${this.#writerId}-${this.#counter.toString(36)}` as OpId;
+    // Fixed width, so one writer's ids sort as strings in the order it minted them: the
+    // server breaks last-writer-wins ties between equal timestamps by id.
+    return `${this.#writerId}-${this.#counter.toString(36).padStart(11, '0')}` as OpId;
   }
 
   /** Appends one entry. Call inside the transaction that made the change it describes. */

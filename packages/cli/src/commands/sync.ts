@@ -22,7 +22,6 @@ export function registerSync(program: Command): void {
         const progress = createProgress(output);
         try {
           const report = await syncOnce(store, remote.client, {
-            remote: remote.url,
             ...(options.only === undefined ? {} : { only: options.only }),
             onProgress: progress.update,
           });
@@ -33,7 +32,6 @@ export function registerSync(program: Command): void {
           progress.stop();
           if (isTidemarkError(error) && error.retryable) {
             output.log('sync_failed', {
-              remote: remote.url,
               code: error.code,
               pending: store.journal.countAfter(store.journal.getCursor(remote.url)),
             });

@@ -21,8 +21,8 @@ export function registerToken(program: Command): void {
     .option('--json', 'print one JSON envelope')
     .action(
       action('token create', async (output, options: TokenOptions) => {
-        const created = createToken(requireData(options), { projects: options.project ?? ['*'] });
-        output.result(created, () => created.secret);
+        const created = createToken(requireData(options), { projects: options.project ?? '*' });
+        output.result(created, () => created.token);
         return 0;
       }),
     );
@@ -37,12 +37,13 @@ export function registerToken(program: Command): void {
         const tokens = listTokens(requireData(options));
         output.result({ tokens }, () =>
           renderTable(
-            ['id', 'projects', 'created', 'revoked'],
+            ['id', 'projects', 'label', 'created', 'revoked'],
             tokens.map((t) => [
               t.id,
-              t.projects.join(', '),
+              t.projects === '*' ? 'all' : t.projects.join(', '),
+              t.label,
               formatTime(t.createdAt),
-              t.revoked ? 'yes' : '',
+              formatTime(t.revokedAt),
             ]),
           ),
         );

@@ -1,0 +1,114 @@
+import {
+  ArtifactError,
+  type Digest,
+  digestSize,
+  getHasher,
+  isDigest,
+  isProjectName,
+  type MissingChunksResponse,
+  NotFoundError,
+} from '@tidemark/core';
+import { assertProjectAccess } from './auth.js';
+import type { ChunkStore } from './chunk-store.js';
+import { badRequest, RequestError } from './errors.js';
+import { readBody, readJson } from './http-io.js';
+import type { ServerLimits } from './limits.js';
+import { projectParam } from './query-params.js';
+import type { Router } from './router.js';
+
+/**
+ * The chunk endpoints. Every answer is about the named project only: presence, upload and
+ * download never consult what other projects hold (invariant 9).
+ */
+export function addChunkRoutes(
+  router: Router,
+  chunks: ChunkStore,
+  limits: ServerLimits,
+  clock: () => number,
+): void {
+  router.add('POST', '/api/v1/chunks/missing', async ({ req, principal }) => {
+    const body = await readJson(req, limits.maxJsonBodyBytes);
+    const { project, digests } = parseMissingRequest(body, limits.maxDigestsPerRequest);
+    assertProjectAccess(principal, project);
+    const answer: MissingChunksResponse = { missing: chunks.missing(project, digests) };
+    return { status: 200, json: answer };
+  });
+
+  router.add('PUT', '/api/v1/chunks/:digest', async ({ req, url, params, principal }) => {
+    const digest = digestParam(params.digest);
+    const project = projectParam(url);
+    assertProjectAccess(principal, project);
+    const size = digestSize(digest);
+    if (size > limits.maxChunkBytes) {
+      throw new RequestError(
+        413,
+        'body_too_large',
+        `chunk ${digest} is larger than ${limits.maxChunkBytes} bytes`,
+        {
+          hint: 'Chunks are cut at 4 MiB by tidemark clients; this one was not.',
+        },
+      );
+    }
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) !== size) throw mismatch(digest);
+
+    // The server re-hashes every chunk it receives and trusts no digest a client names (invariant 4).
+    const hashing = (await getHasher()).stream();
+    const bytes = await readBody(req, limits.maxChunkBytes, (piece) => hashing.update(piece));
+    if (hashing.digest() !== digest) throw mismatch(digest);
+
+    const stored = chunks.put(project, digest, bytes, clock());
+    return { status: stored ? 201 : 200, json: { stored } };
+  });
+
+  router.add('GET', '/api/v1/chunks/:digest', async ({ url, params, principal }) => {
+    const digest = digestParam(params.digest);
+    const project = projectParam(url);
+    assertProjectAccess(principal, project);
+    if (!chunks.holds(project, digest)) {
+      throw new NotFoundError('chunk_not_found', `project ${project} holds no chunk ${digest}`, {
+        hint: 'Upload it with PUT /api/v1/chunks/<digest>?project=<project>.',
+      });
+    }
+    const bytes = chunks.read(digest, await getHasher());
+    return { status: 200, bytes, contentType: 'application/octet-stream' };
+  });
+}
+
+function parseMissingRequest(body: unknown, max: number): { project: string; digests: Digest[] } {
+  const request = body as { project?: unknown; digests?: unknown } | null;
+  if (typeof request !== 'object' || request === null || !Array.isArray(request.digests)) {
+    throw badRequest('invalid_request', 'the body must be an object { project, digests: [...] }');
+  }
+  if (!isProjectName(request.project)) {
+    throw badRequest('invalid_project', 'project is not a valid project name');
+  }
+  if (request.digests.length > max) {
+    throw badRequest(
+      'too_many_digests',
+      `a request asks about at most ${max} digests`,
+      'Split the list.',
+    );
+  }
+  const bad = request.digests.findIndex((digest) => !isDigest(digest));
+  if (bad !== -1) throw badRequest('invalid_digest', `digests[${bad}] is not a digest`);
+  return { project: request.project, digests: request.digests as Digest[] };
+}
+
+function digestParam(value: string | undefined): Digest {
+  if (!isDigest(value)) {
+    throw badRequest(
+      'invalid_digest',
+      'the path does not end in a digest',
+      "Digests look like '<32 hex>-<size>'.",
+    );
+  }
+  return value;
+}
+
+function mismatch(digest: Digest): ArtifactError {
+  return new ArtifactError('digest_mismatch', `the bytes received do not match chunk ${digest}`, {
+    hint: "Upload the chunk again; if this repeats, run 'tidemark verify' on the sending store.",
+    retryable: true,
+  });
+}

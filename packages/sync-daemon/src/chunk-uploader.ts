@@ -1,0 +1,225 @@
+import {
+  type Digest,
+  digestSize,
+  isTidemarkError,
+  type Logger,
+  type Manifest,
+  manifestChunks,
+  type Op,
+  type RunId,
+  type Store,
+} from '@tidemark/core';
+import { forEachLimit } from './for-each-limit.js';
+import { referencedManifests } from './op-objects.js';
+import type { RemoteClient } from './remote-client.js';
+import { RemoteError } from './remote-error.js';
+
+export interface UploadStats {
+  chunksSent: number;
+  bytesSent: number;
+  /** Objects the server already held, so they were not sent. */
+  chunksSkipped: number;
+  /** Bytes of the objects the server said it lacks, sent or not yet. */
+  bytesPlanned: number;
+}
+
+export interface ChunkUploaderOptions {
+  concurrency: number;
+  logger: Logger;
+  /** Called after every object sent. */
+  onUpload: () => void;
+}
+
+/** How many digests one `missingChunks` call asks about. */
+const ASK_SLICE = 5_000;
+
+/** Local failures that will not heal by trying again: the run is quarantined instead. */
+const LOCAL_OBJECT_PROBLEMS = new Set(['object_missing', 'object_corrupt', 'bad_manifest']);
+
+/**
+ * Makes the objects that ops refer to present on the remote before the ops are sent. Lives
+ * for one sync pass: what it believes the server holds comes from the server's answers in
+ * this pass only, and `forget()` drops even that after the server contradicts it.
+ */
+export class ChunkUploader {
+  readonly stats: UploadStats = { chunksSent: 0, bytesSent: 0, chunksSkipped: 0, bytesPlanned: 0 };
+  readonly #store: Store;
+  readonly #remote: RemoteClient;
+  readonly #options: ChunkUploaderOptions;
+  readonly #present = new Map<string, Set<Digest>>();
+  readonly #manifests = new Map<Digest, Manifest | string>();
+
+  constructor(store: Store, remote: RemoteClient, options: ChunkUploaderOptions) {
+    this.#store = store;
+    this.#remote = remote;
+    this.#options = options;
+  }
+
+  /** Drops every belief about what the server holds; the next `ensure` asks again. */
+  forget(): void {
+    this.#present.clear();
+  }
+
+  /**
+   * Uploads, per project, the manifests and chunks `ops` refer to that the server lacks,
+   * chunks before manifests. Answers the runs whose objects cannot be sent and why (a local
+   * object missing or damaged, or refused by the server); their ops must not be sent.
+   * Throws the RemoteError of any failure that may heal (unreachable, 5xx, auth).
+   */
+  async ensure(ops: readonly Op[]): Promise<Map<RunId, string>> {
+    const problems = new Map<RunId, string>();
+    const needs = new Map<string, Map<Digest, Set<RunId>>>();
+    const manifests = new Set<Digest>();
+    const need = (project: string, digest: Digest, runId: RunId): void => {
+      const digests = needs.get(project) ?? new Map<Digest, Set<RunId>>();
+      needs.set(project, digests);
+      const runs = digests.get(digest) ?? new Set<RunId>();
+      digests.set(digest, runs);
+      runs.add(runId);
+    };
+
+    for (const op of ops) {
+      for (const digest of referencedManifests(op)) {
+        const manifest = await this.#readManifest(digest);
+        if (typeof manifest === 'string') {
+          if (!problems.has(op.runId)) problems.set(op.runId, manifest);
+          continue;
+        }
+        manifests.add(digest);
+        need(op.project, digest, op.runId);
+        for (const chunk of manifestChunks(manifest)) need(op.project, chunk, op.runId);
+      }
+    }
+
+    for (const [project, digests] of needs) {
+      const missing = await this.#askMissing(project, [...digests.keys()]);
+      if (missing === undefined) {
+        const runs = new Set([...digests.values()].flatMap((set) => [...set]));
+        for (const runId of runs) if (!problems.has(runId)) problems.set(runId, forbidden(project));
+        continue;
+      }
+
+      const upload = async (digest: Digest): Promise<void> => {
+        const failure = await this.#upload(project, digest);
+        if (failure === undefined) return;
+        for (const runId of digests.get(digest) ?? []) {
+          if (!problems.has(runId)) problems.set(runId, failure);
+        }
+      };
+
+      // A server may check a manifest's chunks when it receives it, so chunks go first.
+      const { concurrency } = this.#options;
+      const [chunks, lists] = partition(missing, (digest) => !manifests.has(digest));
+      await forEachLimit(chunks, concurrency, upload);
+      await forEachLimit(lists, concurrency, upload);
+    }
+    return problems;
+  }
+
+  async #readManifest(digest: Digest): Promise<Manifest | string> {
+    const known = this.#manifests.get(digest);
+    if (known !== undefined) return known;
+
+    let manifest: Manifest | string;
+    try {
+      manifest = await this.#store.objects.readManifest(digest);
+    } catch (error) {
+      manifest = localProblem(error, digest);
+    }
+    this.#manifests.set(digest, manifest);
+    return manifest;
+  }
+
+  /** Answers what the project lacks, or undefined when the token may not touch the project. */
+  async #askMissing(project: string, digests: Digest[]): Promise<Digest[] | undefined> {
+    const present = this.#present.get(project) ?? new Set<Digest>();
+    this.#present.set(project, present);
+    const unknown = digests.filter((digest) => !present.has(digest));
+
+    const missing: Digest[] = [];
+    for (let i = 0; i < unknown.length; i += ASK_SLICE) {
+      const slice = unknown.slice(i, i + ASK_SLICE);
+      let lacking: Set<Digest>;
+      try {
+        lacking = new Set(await this.#remote.missingChunks(project, slice));
+      } catch (error) {
+        if (isForbidden(error)) return undefined;
+        throw error;
+      }
+      for (const digest of slice) {
+        if (lacking.has(digest)) {
+          missing.push(digest);
+          this.stats.bytesPlanned += digestSize(digest);
+        } else {
+          present.add(digest);
+          this.stats.chunksSkipped += 1;
+        }
+      }
+    }
+    return missing;
+  }
+
+  /** Sends one object; answers why it cannot be sent, or undefined once the server holds it. */
+  async #upload(project: string, digest: Digest): Promise<string | undefined> {
+    let bytes: Buffer;
+    try {
+      // Invariant 4: read() checks the bytes against the digest, so damage is never uploaded.
+      bytes = await this.#store.objects.read(digest);
+    } catch (error) {
+      return localProblem(error, digest);
+    }
+
+    // The bytes were verified on read, so a mismatch happened on the way: one more try.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.#remote.putChunk(project, digest, bytes);
+        break;
+      } catch (error) {
+        if (isForbidden(error)) return forbidden(project);
+        if (!(error instanceof RemoteError) || error.code !== 'rejected') throw error;
+        if (error.serverCode === 'digest_mismatch' && attempt === 1) continue;
+        this.#options.logger.warn('chunk_refused', {
+          digest,
+          status: error.status,
+          server_code: error.serverCode,
+        });
+        const code = error.serverCode === undefined ? '' : ` ${error.serverCode}`;
+        return `object ${digest} refused by the server (${error.status ?? '?'}${code})`;
+      }
+    }
+
+    this.#present.get(project)?.add(digest);
+    this.stats.chunksSent += 1;
+    this.stats.bytesSent += bytes.length;
+    this.#options.onUpload();
+    return undefined;
+  }
+}
+
+/** The reason to quarantine for a local object that cannot be read intact; rethrows the rest. */
+function localProblem(error: unknown, digest: Digest): string {
+  if (isTidemarkError(error) && LOCAL_OBJECT_PROBLEMS.has(error.code)) {
+    return `${error.code}: local object ${digest} cannot be read intact`;
+  }
+  throw error;
+}
+
+/**
+ * A 403 names one project the token may not write. Like an op the server refuses for the same
+ * reason, it holds back that project's runs and lets the others sync (invariant 7); a 401
+ * (no valid token at all) still ends the pass.
+ */
+function isForbidden(error: unknown): boolean {
+  return error instanceof RemoteError && error.code === 'auth_failed' && error.status === 403;
+}
+
+function forbidden(project: string): string {
+  return `the token has no access to project ${project} (403)`;
+}
+
+function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const item of items) (test(item) ? yes : no).push(item);
+  return [yes, no];
+}
