@@ -55,7 +55,6 @@ const KNOWN_OPTIONS = new Set([
   'clock',
 ]);
 
-
 /**
  * Starts (or resumes) a run and records it in the local store before returning.
  *

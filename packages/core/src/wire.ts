@@ -90,3 +90,57 @@ export interface MissingChunksResponse {
 export interface WireError {
   error: { code: string; message: string; hint?: string };
 }
+
+/**
+ * The read endpoints (`GET /api/v1/runs...`) answer in core's read shapes, except where JSON
+ * cannot hold a value exactly: floats travel as `WireFloat` and field values as their exact
+ * text, so NaN, infinities, -0 and 2^53+1 survive (invariant 6).
+ */
+export interface WireRunSummary {
+  id: RunId;
+  project: string;
+  name: string | null;
+  state: 'running' | 'finished' | 'failed' | 'crashed';
+  createdAt: number;
+  endedAt: number | null;
+  tags: string[];
+}
+
+export interface WireSeriesSummary {
+  path: string;
+  type: 'float' | 'string' | 'file';
+  count: number;
+  lastStep: number | null;
+  last: WireFloat | string | null;
+  /** Over finite and infinite values; NaN points are never compared. */
+  min: WireFloat | null;
+  max: WireFloat | null;
+  nanCount: number;
+}
+
+export interface WireFileEntry {
+  path: string;
+  kind: 'file' | 'dir';
+  manifest: string;
+  size: number;
+  fileCount: number;
+}
+
+/** `GET /api/v1/runs/<id>`. */
+export interface WireRunDetail extends WireRunSummary {
+  description: string | null;
+  failure: string | null;
+  forkOf: string | null;
+  forkStep: number | null;
+  host: string | null;
+  fields: Array<{ path: string; type: FieldType; value: string }>;
+  series: WireSeriesSummary[];
+  files: WireFileEntry[];
+}
+
+/** `GET /api/v1/runs/<id>/series?path=`. */
+export interface WireSeries {
+  path: string;
+  type: 'float' | 'string' | 'file';
+  points: WirePoint[];
+}

@@ -5,62 +5,18 @@ import {
   type RunState,
   type SeriesType,
   toWireFloat,
+  type WireFileEntry,
   type WireFloat,
   type WirePoint,
+  type WireRunDetail,
+  type WireRunSummary,
+  type WireSeries,
+  type WireSeriesSummary,
 } from '@tidemark/core';
 import type Database from 'better-sqlite3';
 import type { TokenProjects } from './tokens.js';
 
-/** One entry of `GET /api/v1/runs`. */
-export interface WireRunSummary {
-  id: RunId;
-  project: string;
-  name: string | null;
-  state: RunState;
-  createdAt: number;
-  endedAt: number | null;
-  tags: string[];
-}
-
-/** A series as `GET /api/v1/runs/<id>` lists it; floats as WireFloat so NaN survives JSON. */
-export interface WireSeriesSummary {
-  path: string;
-  type: SeriesType;
-  count: number;
-  lastStep: number | null;
-  last: WireFloat | string | null;
-  /** Over finite and infinite values; NaN points are never compared (invariant 6). */
-  min: WireFloat | null;
-  max: WireFloat | null;
-  nanCount: number;
-}
-
-/** `GET /api/v1/runs/<id>`: core's RunDetail with field values as their exact text. */
-export interface WireRunDetail extends WireRunSummary {
-  description: string | null;
-  failure: string | null;
-  forkOf: string | null;
-  forkStep: number | null;
-  host: string | null;
-  fields: Array<{ path: string; type: FieldType; value: string }>;
-  series: WireSeriesSummary[];
-  files: WireFileEntry[];
-}
-
-export interface WireFileEntry {
-  path: string;
-  kind: 'file' | 'dir';
-  manifest: string;
-  size: number;
-  fileCount: number;
-}
-
-/** `GET /api/v1/runs/<id>/series?path=`. */
-export interface WireSeries {
-  path: string;
-  type: SeriesType;
-  points: WirePoint[];
-}
+export type { WireFileEntry, WireRunDetail, WireRunSummary, WireSeries, WireSeriesSummary };
 
 /**
  * The read side of the server's tables, answering in wire shapes. Callers check access first;

@@ -8,43 +8,15 @@ import {
   type SeriesType,
   type WireFloat,
   type WirePoint,
+  type WireRunDetail,
+  type WireSeries,
+  type WireSeriesSummary,
 } from '@tidemark/core';
 import type { RemoteSeries } from './remote-client.js';
 import { RemoteError } from './remote-error.js';
 import { isObject } from './wire-answers.js';
 
-/**
- * The JSON shapes of the read endpoints (`GET /api/v1/runs...`). They follow core's
- * `RunDetail` except where JSON cannot hold a value exactly: floats travel as `WireFloat` and
- * field values as their exact text, so NaN, infinities, -0 and 2^53+1 survive (invariant 6).
- */
-export interface WireSeriesSummary {
-  path: string;
-  type: SeriesType;
-  count: number;
-  lastStep: number | null;
-  last: WireFloat | string | null;
-  min: WireFloat | null;
-  max: WireFloat | null;
-  nanCount: number;
-}
-
-export interface WireRunDetail extends RunSummary {
-  description: string | null;
-  failure: string | null;
-  forkOf: string | null;
-  forkStep: number | null;
-  host: string | null;
-  fields: Array<{ path: string; type: FieldType; value: string }>;
-  series: WireSeriesSummary[];
-  files: RunDetail['files'];
-}
-
-export interface WireSeries {
-  path: string;
-  type: SeriesType;
-  points: WirePoint[];
-}
+export type { WireRunDetail, WireSeries, WireSeriesSummary };
 
 const FIELD_TYPES = new Set(['float', 'int', 'bool', 'string', 'datetime', 'string_set']);
 const SERIES_TYPES = new Set(['float', 'string', 'file']);
