@@ -13,7 +13,10 @@ export interface CliResult {
 }
 
 /** Runs the real `tidemark` command as a child process. */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
@@ -38,9 +41,13 @@ export interface RunningServer {
 
 /** Starts `tidemark serve` on a free loopback port and waits for its listening envelope. */
 export async function startServer(dataDir: string): Promise<RunningServer> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--data', dataDir, '--port', '0', '--json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--data', dataDir, '--port', '0', '--json'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -67,6 +74,11 @@ export async function startServer(dataDir: string): Promise<RunningServer> {
   };
 }
 
-export function parseEnvelope<T>(stdout: string): { ok: boolean; command: string; data: T; error?: { code: string; message: string; hint?: string } } {
+export function parseEnvelope<T>(stdout: string): {
+  ok: boolean;
+  command: string;
+  data: T;
+  error?: { code: string; message: string; hint?: string };
+} {
   return JSON.parse(stdout.trim().split('\n').pop() ?? '') as never;
 }

@@ -24,8 +24,19 @@ describe('a run recorded offline, synced to a real server process', () => {
   beforeAll(async () => {
     server = await startServer(temp('tidemark-server-'));
 
-    const run = await initRun({ project: 'team/mnist', name: 'e2e', tags: ['e2e'], dir: storeDir, handleExit: false });
-    run.set('parameters', { lr: 0.001, batch: 64, optimizer: { name: 'adam' }, huge: 2n ** 60n + 1n });
+    const run = await initRun({
+      project: 'team/mnist',
+      name: 'e2e',
+      tags: ['e2e'],
+      dir: storeDir,
+      handleExit: false,
+    });
+    run.set('parameters', {
+      lr: 0.001,
+      batch: 64,
+      optimizer: { name: 'adam' },
+      huge: 2n ** 60n + 1n,
+    });
     for (let i = 0; i < 100; i++) {
       const special = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0];
       const value = i < special.length ? (special[i] as number) : Math.sin(i) / 3;
@@ -62,14 +73,19 @@ describe('a run recorded offline, synced to a real server process', () => {
 
   it('leaves the server holding exactly the values recorded locally', async () => {
     const headers = { authorization: `Bearer ${server.token}` };
-    const remote = (await (await fetch(`${server.url}/api/v1/runs/${runId}`, { headers })).json()) as {
+    const remote = (await (
+      await fetch(`${server.url}/api/v1/runs/${runId}`, { headers })
+    ).json()) as {
       name: string;
       tags: string[];
       fields: Array<{ path: string; type: string; value: unknown }>;
       files: Array<{ path: string; manifest: string }>;
     };
     const series = (await (
-      await fetch(`${server.url}/api/v1/runs/${runId}/series?path=${encodeURIComponent('metrics/loss')}`, { headers })
+      await fetch(
+        `${server.url}/api/v1/runs/${runId}/series?path=${encodeURIComponent('metrics/loss')}`,
+        { headers },
+      )
     ).json()) as { points: Array<[number, number, unknown]> };
 
     const db = openReadOnly(storeDir);
@@ -85,7 +101,9 @@ describe('a run recorded offline, synced to a real server process', () => {
     expect(series.points.map((p) => p[2])).toEqual(values.map(toWireFloat));
     const remoteFields = new Map(remote.fields.map((f) => [f.path, f]));
     expect(remoteFields.get('parameters/huge')).toMatchObject({ type: 'int' });
-    expect(String((remoteFields.get('parameters/huge') as { value: unknown }).value)).toBe('1152921504606846977');
+    expect(String((remoteFields.get('parameters/huge') as { value: unknown }).value)).toBe(
+      '1152921504606846977',
+    );
     expect(remote.fields.map((f) => f.path).sort()).toEqual(local.fields.map((f) => f.path).sort());
     expect(remote.files.map((f) => f.manifest)).toEqual(local.files.map((f) => f.manifest));
   });
@@ -96,19 +114,33 @@ describe('a run recorded offline, synced to a real server process', () => {
     const manifest = getRun(db, runId).files[0]?.manifest as string;
     db.close();
 
-    const stored = readdirSync(join(server.dataDir, 'chunks'), { recursive: true }).filter((f) => /[0-9a-f]{32}-\d+$/.test(String(f)));
-    const localObjects = readdirSync(join(storeDir, 'objects'), { recursive: true }).filter((f) => /[0-9a-f]{32}-\d+$/.test(String(f)));
+    const stored = readdirSync(join(server.dataDir, 'chunks'), { recursive: true }).filter((f) =>
+      /[0-9a-f]{32}-\d+$/.test(String(f)),
+    );
+    const localObjects = readdirSync(join(storeDir, 'objects'), { recursive: true }).filter((f) =>
+      /[0-9a-f]{32}-\d+$/.test(String(f)),
+    );
     expect(stored.length).toBe(localObjects.length);
 
-    const a = Buffer.from(await (await fetch(`${server.url}/api/v1/runs/${runId}/files/model/first`, { headers })).arrayBuffer());
-    const b = Buffer.from(await (await fetch(`${server.url}/api/v1/runs/${runId}/files/model/second`, { headers })).arrayBuffer());
+    const a = Buffer.from(
+      await (
+        await fetch(`${server.url}/api/v1/runs/${runId}/files/model/first`, { headers })
+      ).arrayBuffer(),
+    );
+    const b = Buffer.from(
+      await (
+        await fetch(`${server.url}/api/v1/runs/${runId}/files/model/second`, { headers })
+      ).arrayBuffer(),
+    );
     expect(a.length).toBe(5 * 1024 * 1024);
     expect(a.equals(b)).toBe(true);
     expect(manifest).toMatch(/^[0-9a-f]{32}-\d+$/);
   });
 
   it('refuses a wrong token with a clear message and exit code 5', async () => {
-    const result = await runCli(['sync', '--dir', storeDir, '--remote', server.url], { TIDEMARK_API_TOKEN: 'tdm_wrong' });
+    const result = await runCli(['sync', '--dir', storeDir, '--remote', server.url], {
+      TIDEMARK_API_TOKEN: 'tdm_wrong',
+    });
     expect(result.code).toBe(5);
     expect(result.stderr).toMatch(/^error: .*(token|auth)/im);
     expect(result.stderr).not.toMatch(/\n\s+at /);
@@ -119,7 +151,9 @@ describe('a run recorded offline, synced to a real server process', () => {
     const run = await initRun({ project: 'p', dir, captureContext: false, handleExit: false });
     run.log('m', 1);
     await run.stop();
-    const result = await runCli(['sync', '--dir', dir, '--remote', 'http://127.0.0.1:9'], { TIDEMARK_API_TOKEN: 'x' });
+    const result = await runCli(['sync', '--dir', dir, '--remote', 'http://127.0.0.1:9'], {
+      TIDEMARK_API_TOKEN: 'x',
+    });
     expect(result.code).toBe(4);
     expect(result.stderr).toMatch(/retry/i);
     const db = openReadOnly(dir);
@@ -132,7 +166,12 @@ describe('the tidemark command on bad input', () => {
   const storeDir = join(temp('tidemark-cli-'), '.tidemark');
 
   beforeAll(async () => {
-    const run = await initRun({ project: 'p', dir: storeDir, captureContext: false, handleExit: false });
+    const run = await initRun({
+      project: 'p',
+      dir: storeDir,
+      captureContext: false,
+      handleExit: false,
+    });
     run.log('m', 1);
     await run.stop();
   });
@@ -156,14 +195,31 @@ describe('the tidemark command on bad input', () => {
     const result = await runCli(['query', 'DELETE FROM runs', '--dir', storeDir]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/read-only/);
-    const count = await runCli(['query', 'SELECT count(*) AS n FROM runs_view', '--dir', storeDir, '--json']);
+    const count = await runCli([
+      'query',
+      'SELECT count(*) AS n FROM runs_view',
+      '--dir',
+      storeDir,
+      '--json',
+    ]);
     expect(parseEnvelope<{ rows: number[][] }>(count.stdout).data.rows).toEqual([[1]]);
   });
 
   it('answers a query as a table, JSON and CSV', async () => {
-    const table = await runCli(['query', "SELECT path, count FROM series_stats", '--dir', storeDir]);
+    const table = await runCli([
+      'query',
+      'SELECT path, count FROM series_stats',
+      '--dir',
+      storeDir,
+    ]);
     expect(table.stdout).toMatch(/path.*count/);
-    const csv = await runCli(['query', 'SELECT path, count FROM series_stats', '--dir', storeDir, '--csv']);
+    const csv = await runCli([
+      'query',
+      'SELECT path, count FROM series_stats',
+      '--dir',
+      storeDir,
+      '--csv',
+    ]);
     expect(csv.stdout).toBe('path,count\nm,1\n');
   });
 });

@@ -82,7 +82,7 @@ describe('a run', () => {
       ['ok', [0.7, 0.85]],
     ] as const) {
       const run = await initRun({ project: 'p', name, store, ...quiet });
-      values.forEach((v, i) => run.log('metrics/val_acc', v, { step: i }));
+      for (const [i, v] of values.entries()) run.log('metrics/val_acc', v, { step: i });
       await run.stop();
       ids[name] = run.id;
     }

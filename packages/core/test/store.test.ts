@@ -1,15 +1,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  getRun,
-  initRun,
-  listRuns,
-  openReadOnly,
-  readSeries,
-  Store,
-  type StoreError,
-} from '@tidemark/core';
+import { getRun, listRuns, openReadOnly, readSeries, Store, type StoreError } from '@tidemark/core';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from './helpers.js';
@@ -118,7 +110,7 @@ describe('the store', () => {
     const db = openReadOnly(dir);
     const points = readSeries(db, runId, 'm');
     expect(points.length).toBeGreaterThanOrEqual(confirmed + 1);
-    points.forEach((p, i) => expect(p.value).toBe(i * 0.5));
+    for (const [i, p] of points.entries()) expect(p.value).toBe(i * 0.5);
     db.close();
   });
 });

@@ -1,8 +1,5 @@
 import {
   columnsToFloat,
-  type FieldType,
-  type RunId,
-  type RunState,
   type SeriesType,
   toWireFloat,
   type WireFileEntry,
