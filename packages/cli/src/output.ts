@@ -73,7 +73,7 @@ export function stringifyJson(value: unknown): string {
 }
 
 export function renderTable(head: string[], rows: unknown[][]): string {
-  const table = new Table({ head, style: { head: [], border: [] } });
+  const table = new Table({ head, style: { head: [], border: [], compact: true } });
   for (const row of rows) table.push(row.map(formatCell));
   return table.toString();
 }

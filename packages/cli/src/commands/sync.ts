@@ -45,6 +45,9 @@ export function registerSync(program: Command): void {
 }
 
 function describeReport(report: SyncReport, url: string): string {
+  if (report.opsSent === 0 && report.chunksSent === 0 && report.quarantined.length === 0) {
+    return `${url} is up to date: nothing to send`;
+  }
   const lines = [
     `synced to ${url}: ${report.opsApplied} operations applied, ${report.opsDuplicate} already there, ` +
       `${report.chunksSent} chunks (${report.bytesSent} bytes) sent, ${report.chunksSkipped} chunks already there`,
