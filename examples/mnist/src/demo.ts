@@ -27,7 +27,9 @@ async function main(): Promise<void> {
   const serverDir = join(work, 'server');
   mkdirSync(work, { recursive: true });
 
-  section(`1. train on MNIST (${preset.trainSize} images, ${preset.epochs} epochs), recorded offline`);
+  section(
+    `1. train on MNIST (${preset.trainSize} images, ${preset.epochs} epochs), recorded offline`,
+  );
   const run = await initRun({
     project: PROJECT,
     name: values.full ? 'cnn-full' : 'cnn-quick',
@@ -52,11 +54,18 @@ async function main(): Promise<void> {
     seed: 42,
     callbacks: [
       tfjsCallback(run),
-      { onEpochEnd: async (epoch, logs) => say(`   epoch ${epoch + 1}/${preset.epochs}  ${formatLogs(logs)}`) },
+      {
+        onEpochEnd: async (epoch, logs) =>
+          say(`   epoch ${epoch + 1}/${preset.epochs}  ${formatLogs(logs)}`),
+      },
     ],
   });
   const seconds = (performance.now() - started) / 1000;
-  run.set('results', { test_accuracy: result.testAccuracy, test_loss: result.testLoss, train_seconds: seconds });
+  run.set('results', {
+    test_accuracy: result.testAccuracy,
+    test_loss: result.testLoss,
+    train_seconds: seconds,
+  });
   run.log('metrics/test_acc', result.testAccuracy, { step: preset.epochs - 1 });
 
   const modelDir = mkdtempSync(join(tmpdir(), 'tidemark-demo-model-'));
@@ -66,7 +75,9 @@ async function main(): Promise<void> {
   await run.stop();
   rmSync(modelDir, { recursive: true, force: true });
 
-  say(`   test accuracy ${result.testAccuracy.toFixed(4)} on ${preset.testSize} test images (${seconds.toFixed(1)} s)`);
+  say(
+    `   test accuracy ${result.testAccuracy.toFixed(4)} on ${preset.testSize} test images (${seconds.toFixed(1)} s)`,
+  );
   say(`   run id ${run.id}  store ${storeDir}`);
   checkStoreMatchesHistory(storeDir, run.id, result.history);
 
@@ -87,14 +98,20 @@ async function main(): Promise<void> {
 
     section('4. the same run, read back from the server');
     await cli(['show', run.id, '--remote', server.url], env);
-    say(`\nThe local store is ${storeDir}; try: npx tidemark query --dir ${storeDir} "SELECT * FROM runs_view"`);
+    say(
+      `\nThe local store is ${storeDir}; try: npx tidemark query --dir ${storeDir} "SELECT * FROM runs_view"`,
+    );
   } finally {
     await server.stop();
   }
 }
 
 /** The numbers in the store must be exactly the ones tfjs reported, epoch by epoch. */
-function checkStoreMatchesHistory(storeDir: string, runId: string, history: Array<Record<string, unknown>>): void {
+function checkStoreMatchesHistory(
+  storeDir: string,
+  runId: string,
+  history: Array<Record<string, unknown>>,
+): void {
   const db = openReadOnly(storeDir);
   try {
     for (const name of Object.keys(history[0] ?? {})) {
@@ -117,9 +134,13 @@ interface DemoServer {
 }
 
 async function startServer(dataDir: string): Promise<DemoServer> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--data', dataDir, '--port', '0', '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--data', dataDir, '--port', '0', '--json'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let buffer = '';
     child.stdout?.on('data', (data: Buffer) => {
@@ -146,7 +167,10 @@ function stopChild(child: ChildProcess): Promise<void> {
 function cli(args: string[], env: Record<string, string> = {}): Promise<void> {
   say(`$ tidemark ${args.map((a) => (/[\s"'*]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: 'inherit',
+      env: { ...process.env, ...env },
+    });
     child.once('exit', (code) =>
       code === 0 ? resolve() : reject(new Error(`tidemark ${args[0]} exited with code ${code}`)),
     );
@@ -169,6 +193,7 @@ function say(line: string): void {
 
 main().catch((error: unknown) => {
   process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\n`);
-  if (isTidemarkError(error) && error.hint !== undefined) process.stderr.write(`hint: ${error.hint}\n`);
+  if (isTidemarkError(error) && error.hint !== undefined)
+    process.stderr.write(`hint: ${error.hint}\n`);
   process.exitCode = 1;
 });
