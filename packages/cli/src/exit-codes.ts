@@ -1,4 +1,13 @@
-/** Exit codes of the `tidemark` command, listed in `tidemark --help`. */
+import {
+  ArtifactError,
+  NotFoundError,
+  QueryError,
+  StoreError,
+  type TidemarkError,
+  ValidationError,
+} from '@tidemark/core';
+
+/** Exit codes of the `tidemark` command, listed in every command's `--help`. */
 export const ExitCode = {
   ok: 0,
   internal: 1,
@@ -19,32 +28,29 @@ export const EXIT_CODE_HELP = `Exit codes:
   3  run, series or file not found
   4  remote unreachable or failing; nothing was lost, sync again later
   5  authentication or authorization failed
-  6  the store cannot be opened as it is (foreign, newer, damaged)
+  6  the store or a data folder cannot be used as it is (foreign, newer, damaged, unwritable)
   7  partly done: some runs were quarantined (see the message)`;
 
-/** Maps an error code to an exit code; unknown codes are internal errors. */
-export function exitCodeFor(code: string): ExitCode {
-  if (
-    code.startsWith('invalid') ||
-    code === 'usage' ||
-    code === 'empty_query' ||
-    code === 'write_refused' ||
-    code === 'query_failed'
-  ) {
-    return ExitCode.usage;
-  }
-  if (code.endsWith('not_found') || code === 'object_missing') return ExitCode.notFound;
-  if (code === 'unreachable' || code === 'server_error' || code === 'timeout')
-    return ExitCode.unreachable;
-  if (code === 'auth_failed' || code === 'forbidden') return ExitCode.auth;
-  if (
-    code.startsWith('store_') ||
-    code === 'foreign_database' ||
-    code === 'not_a_store' ||
-    code === 'migration_failed'
-  ) {
-    return ExitCode.store;
-  }
-  if (code === 'quarantined') return ExitCode.partial;
-  return ExitCode.usage;
+const REMOTE_CODES: Record<string, ExitCode> = {
+  unreachable: ExitCode.unreachable,
+  server_error: ExitCode.unreachable,
+  protocol: ExitCode.unreachable,
+  auth_failed: ExitCode.auth,
+  forbidden: ExitCode.auth,
+  quarantined: ExitCode.partial,
+};
+
+/** Maps an error to its exit code: by its code where that is specific, else by its boundary. */
+export function exitCodeFor(error: TidemarkError): ExitCode {
+  const byCode = REMOTE_CODES[error.code];
+  if (byCode !== undefined) return byCode;
+
+  const serverCode = (error as { serverCode?: unknown }).serverCode;
+  if (error instanceof NotFoundError || error.code.endsWith('not_found')) return ExitCode.notFound;
+  if (typeof serverCode === 'string' && serverCode.endsWith('not_found')) return ExitCode.notFound;
+  if (error instanceof StoreError || error instanceof ArtifactError) return ExitCode.store;
+  if (error instanceof ValidationError || error instanceof QueryError) return ExitCode.usage;
+  if (error.code === 'usage' || error.code.startsWith('invalid')) return ExitCode.usage;
+  if (error.code === 'rejected') return ExitCode.usage;
+  return ExitCode.internal;
 }

@@ -1,6 +1,7 @@
 import { isTidemarkError, TidemarkError } from '@tidemark/core';
 import Table from 'cli-table3';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { explainSystemError } from './system-errors.js';
 
 /**
  * Where a command writes. Results go to stdout; logs and progress to stderr. With `--json`
@@ -28,7 +29,8 @@ export function createOutput(command: string, json: boolean): Output {
 }
 
 /** Prints an error for the user and returns the exit code it maps to. */
-export function reportError(command: string, json: boolean, error: unknown): ExitCode {
+export function reportError(command: string, json: boolean, raw: unknown): ExitCode {
+  const error = explainSystemError(raw);
   const known = isTidemarkError(error) ? error : undefined;
   const body = known?.toJSON() ?? {
     code: 'internal',
@@ -44,7 +46,7 @@ export function reportError(command: string, json: boolean, error: unknown): Exi
       process.stderr.write(`${error.stack ?? ''}\n`);
     }
   }
-  return known === undefined ? ExitCode.internal : exitCodeFor(known.code);
+  return known === undefined ? ExitCode.internal : exitCodeFor(known);
 }
 
 /** One structured log line: an event name then key=value pairs, values quoted when needed. */

@@ -1,7 +1,7 @@
 import { usageError } from './output.js';
 
 export function parseLimit(text: string | undefined): number {
-  const value = Number(text);
+  const value = text === undefined || text.trim() === '' ? Number.NaN : Number(text);
   if (!Number.isSafeInteger(value) || value < 1) {
     throw usageError(
       `--limit must be a positive whole number, not '${text}'`,
@@ -12,7 +12,7 @@ export function parseLimit(text: string | undefined): number {
 }
 
 export function parsePort(text: string | undefined): number {
-  const value = Number(text);
+  const value = text === undefined || text.trim() === '' ? Number.NaN : Number(text);
   if (!Number.isSafeInteger(value) || value < 0 || value > 65535) {
     throw usageError(
       `--port must be a number from 0 to 65535, not '${text}'`,

@@ -1,5 +1,5 @@
 import { TidemarkError } from '@tidemark/core';
-import { HttpRemoteClient, normalizeRemoteUrl } from '@tidemark/sync-daemon';
+import { HttpRemoteClient, normalizeRemoteUrl, type RateLimiter } from '@tidemark/sync-daemon';
 import type { Command } from 'commander';
 import { usageError } from './output.js';
 
@@ -15,7 +15,10 @@ export function remoteOptions(command: Command): Command {
 }
 
 /** The remote named by --remote or $TIDEMARK_REMOTE, with the token from $TIDEMARK_API_TOKEN. */
-export function resolveRemote(options: RemoteOptions): { url: string; client: HttpRemoteClient } {
+export function resolveRemote(
+  options: RemoteOptions,
+  extra: { rateLimiter?: RateLimiter } = {},
+): { url: string; client: HttpRemoteClient } {
   const raw = options.remote ?? process.env.TIDEMARK_REMOTE;
   if (raw === undefined || raw.length === 0) {
     throw usageError(
@@ -23,20 +26,13 @@ export function resolveRemote(options: RemoteOptions): { url: string; client: Ht
       'Pass --remote http://host:port or set TIDEMARK_REMOTE.',
     );
   }
-  let url: string;
-  try {
-    url = normalizeRemoteUrl(raw);
-  } catch (error) {
-    throw new TidemarkError('invalid_remote', `'${raw}' is not a valid server URL`, {
-      hint: 'Use an http:// or https:// URL such as http://127.0.0.1:8642.',
-      cause: error,
-    });
-  }
+  // normalizeRemoteUrl's errors never repeat the URL: it may carry a password.
+  const url = normalizeRemoteUrl(raw);
   const token = process.env.TIDEMARK_API_TOKEN;
   if (token === undefined || token.length === 0) {
     throw new TidemarkError('auth_failed', 'no API token: TIDEMARK_API_TOKEN is not set', {
       hint: "Set TIDEMARK_API_TOKEN to a token from 'tidemark token create --data DIR' on the server.",
     });
   }
-  return { url, client: new HttpRemoteClient({ url, token }) };
+  return { url, client: new HttpRemoteClient({ url, token, ...extra }) };
 }

@@ -13,7 +13,7 @@ interface ServeOptions extends CommonOptions {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('run the team server: sync API, query API and dashboard')
+    .description('run the team server: the sync API and the query API')
     .requiredOption(
       '--data <dir>',
       'folder for the server database and chunks (created if missing)',
@@ -32,6 +32,16 @@ export function registerServe(program: Command): void {
           );
         }
 
+        // Listen first: a port already in use must not leave a fresh token behind.
+        const server = createServer({ dataDir: options.data, logger: stderrLogger() });
+        let address: Awaited<ReturnType<typeof server.listen>>;
+        try {
+          address = await server.listen(port, options.host);
+        } catch (error) {
+          await server.close();
+          throw error;
+        }
+
         const token = ensureInitialToken(options.data);
         if (token.created) {
           output.log('token_created', {
@@ -39,9 +49,6 @@ export function registerServe(program: Command): void {
             hint: `export TIDEMARK_API_TOKEN=$(cat ${token.path})`,
           });
         }
-
-        const server = createServer({ dataDir: options.data, logger: stderrLogger() });
-        const address = await server.listen(port, options.host);
         output.result(
           { url: address.url, dataDir: options.data, tokenFile: token.created ? token.path : null },
           () => `listening on ${address.url}`,

@@ -1,4 +1,7 @@
-import { createToken, listTokens, revokeToken } from '@tidemark/server';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { NotFoundError } from '@tidemark/core';
+import { createToken, listTokens, revokeToken, SERVER_DB_FILE } from '@tidemark/server';
 import type { Command } from 'commander';
 import { action, type CommonOptions } from '../command-kit.js';
 import { formatTime, renderTable, usageError } from '../output.js';
@@ -69,6 +72,13 @@ export function registerToken(program: Command): void {
 function requireData(options: TokenOptions): string {
   if (options.data === undefined || options.data.length === 0) {
     throw usageError('--data is required', 'Pass --data DIR, the server data folder.');
+  }
+
+  // A typo in --data must not quietly start a second, empty server folder.
+  if (!existsSync(join(options.data, SERVER_DB_FILE))) {
+    throw new NotFoundError('server_data_not_found', `no tidemark server data in ${options.data}`, {
+      hint: "Pass the folder given to 'tidemark serve --data'; serve creates it on first start.",
+    });
   }
   return options.data;
 }
