@@ -1,5 +1,5 @@
 import { TidemarkError } from '@tidemark/core';
-import { HttpRemoteClient, normalizeRemoteUrl, type RateLimiter } from '@tidemark/sync-daemon';
+import { HttpRemoteClient, normalizeRemoteUrl } from '@tidemark/sync-daemon';
 import type { Command } from 'commander';
 import { usageError } from './output.js';
 
@@ -15,10 +15,7 @@ export function remoteOptions(command: Command): Command {
 }
 
 /** The remote named by --remote or $TIDEMARK_REMOTE, with the token from $TIDEMARK_API_TOKEN. */
-export function resolveRemote(
-  options: RemoteOptions,
-  extra: { rateLimiter?: RateLimiter } = {},
-): { url: string; client: HttpRemoteClient } {
+export function resolveRemote(options: RemoteOptions): { url: string; client: HttpRemoteClient } {
   const raw = options.remote ?? process.env.TIDEMARK_REMOTE;
   if (raw === undefined || raw.length === 0) {
     throw usageError(
@@ -34,5 +31,5 @@ export function resolveRemote(
       hint: "Set TIDEMARK_API_TOKEN to a token from 'tidemark token create --data DIR' on the server.",
     });
   }
-  return { url, client: new HttpRemoteClient({ url, token, ...extra }) };
+  return { url, client: new HttpRemoteClient({ url, token }) };
 }
