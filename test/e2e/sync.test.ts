@@ -2,7 +2,14 @@ import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getRun, initRun, openReadOnly, readSeries, toWireFloat } from '@tidemark/core';
+import {
+  encodeField,
+  getRun,
+  initRun,
+  openReadOnly,
+  readSeries,
+  toWireFloat,
+} from '@tidemark/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvelope, type RunningServer, runCli, startServer } from '../cli-harness.js';
 
@@ -62,6 +69,9 @@ describe('a run recorded offline, synced to a real server process', () => {
     const report = parseEnvelope<SyncData>(first.stdout).data;
     expect(report.opsApplied).toBeGreaterThan(100);
     expect(report.chunksSent).toBeGreaterThan(1);
+    // The artifact was logged twice: its 5 MiB travel once, plus small manifests.
+    expect(report.bytesSent).toBeGreaterThanOrEqual(5 * 1024 * 1024);
+    expect(report.bytesSent).toBeLessThan(5.5 * 1024 * 1024);
 
     const second = await runCli(['sync', '--dir', storeDir, '--remote', server.url, '--json'], env);
     expect(second.code, second.stderr).toBe(0);
@@ -104,7 +114,12 @@ describe('a run recorded offline, synced to a real server process', () => {
     expect(String((remoteFields.get('parameters/huge') as { value: unknown }).value)).toBe(
       '1152921504606846977',
     );
-    expect(remote.fields.map((f) => f.path).sort()).toEqual(local.fields.map((f) => f.path).sort());
+    const localFields = local.fields.map((f) => [
+      f.path,
+      f.type,
+      encodeField(f.value, f.path).text,
+    ]);
+    expect(remote.fields.map((f) => [f.path, f.type, f.value]).sort()).toEqual(localFields.sort());
     expect(remote.files.map((f) => f.manifest)).toEqual(local.files.map((f) => f.manifest));
   });
 
@@ -221,5 +236,17 @@ describe('the tidemark command on bad input', () => {
       '--csv',
     ]);
     expect(csv.stdout).toBe('path,count\nm,1\n');
+    const json = await runCli([
+      'query',
+      'SELECT path, count FROM series_stats',
+      '--dir',
+      storeDir,
+      '--json',
+    ]);
+    expect(parseEnvelope<{ columns: string[]; rows: unknown[][] }>(json.stdout)).toMatchObject({
+      ok: true,
+      command: 'query',
+      data: { columns: ['path', 'count'], rows: [['m', 1]] },
+    });
   });
 });
