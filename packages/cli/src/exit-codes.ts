@@ -51,6 +51,8 @@ export function exitCodeFor(error: TidemarkError): ExitCode {
   if (error instanceof StoreError || error instanceof ArtifactError) return ExitCode.store;
   if (error instanceof ValidationError || error instanceof QueryError) return ExitCode.usage;
   if (error.code === 'usage' || error.code.startsWith('invalid')) return ExitCode.usage;
+  // A second daemon on one store is refused like a bad argument: nothing was started.
+  if (error.code === 'daemon_running') return ExitCode.usage;
   if (error.code === 'rejected') return ExitCode.usage;
   return ExitCode.internal;
 }

@@ -1,4 +1,7 @@
 import { Command } from 'commander';
+import { registerDaemon } from './commands/daemon.js';
+import { registerGc } from './commands/gc.js';
+import { registerGet } from './commands/get.js';
 import { registerInit } from './commands/init.js';
 import { registerQuery } from './commands/query.js';
 import { registerRuns } from './commands/runs.js';
@@ -6,6 +9,7 @@ import { registerServe } from './commands/serve.js';
 import { registerShow } from './commands/show.js';
 import { registerSync } from './commands/sync.js';
 import { registerToken } from './commands/token.js';
+import { registerVerify } from './commands/verify.js';
 import { EXIT_CODE_HELP } from './exit-codes.js';
 
 /** Builds the `tidemark` command tree. Parsing and printing only; the work is in the packages. */
@@ -24,7 +28,11 @@ export function buildProgram(): Command {
   registerRuns(program);
   registerShow(program);
   registerQuery(program);
+  registerVerify(program);
   registerSync(program);
+  registerGet(program);
+  registerGc(program);
+  registerDaemon(program);
   registerServe(program);
   registerToken(program);
   addExitCodeHelp(program);

@@ -1,5 +1,10 @@
 import { TidemarkError } from '@tidemark/core';
-import { HttpRemoteClient, normalizeRemoteUrl } from '@tidemark/sync-daemon';
+import {
+  HttpRemoteClient,
+  type HttpRemoteTimeouts,
+  normalizeRemoteUrl,
+  type RateLimiter,
+} from '@tidemark/sync-daemon';
 import type { Command } from 'commander';
 import { usageError } from './output.js';
 
@@ -15,7 +20,10 @@ export function remoteOptions(command: Command): Command {
 }
 
 /** The remote named by --remote or $TIDEMARK_REMOTE, with the token from $TIDEMARK_API_TOKEN. */
-export function resolveRemote(options: RemoteOptions): { url: string; client: HttpRemoteClient } {
+export function resolveRemote(
+  options: RemoteOptions,
+  extra: { rateLimiter?: RateLimiter; timeouts?: HttpRemoteTimeouts } = {},
+): { url: string; client: HttpRemoteClient } {
   const raw = options.remote ?? process.env.TIDEMARK_REMOTE;
   if (raw === undefined || raw.length === 0) {
     throw usageError(
@@ -31,5 +39,5 @@ export function resolveRemote(options: RemoteOptions): { url: string; client: Ht
       hint: "Set TIDEMARK_API_TOKEN to a token from 'tidemark token create --data DIR' on the server.",
     });
   }
-  return { url, client: new HttpRemoteClient({ url, token }) };
+  return { url, client: new HttpRemoteClient({ url, token, ...extra }) };
 }

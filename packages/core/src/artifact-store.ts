@@ -1,14 +1,31 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
-import { mkdir, open, rename } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { Piscina } from 'piscina';
-import { writeFileDurably } from './durable-file.js';
+import { writeFileDurablyAsync } from './durable-file.js';
 import { ArtifactError, NotFoundError } from './errors.js';
-import { getHasher } from './hash.js';
+import { digestSize, getHasher } from './hash.js';
 import type { Digest } from './ids.js';
+import { beginIngest } from './ingest-lock.js';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
 import { objectPath } from './object-layout.js';
-import type { SnapshotFailure, SnapshotResult, SnapshotTask } from './snapshot-worker.js';
+import { type RestoreResult, restoreManifest } from './restore-files.js';
+import type {
+  HashResult,
+  HashTask,
+  SnapshotFailure,
+  SnapshotResult,
+  SnapshotTask,
+} from './snapshot-worker.js';
 
 /** What logging a file or directory recorded. */
 export interface Snapshot {
@@ -16,37 +33,64 @@ export interface Snapshot {
   kind: 'file' | 'dir';
   size: number;
   fileCount: number;
+  /** Bytes written as new objects; content the store already held costs nothing. */
   newBytes: number;
+  /** Bytes matched at hashing speed against an earlier version of the same file. */
+  guidedBytes: number;
 }
+
+/** Objects re-hashed per worker task when verifying: enough to amortize the hand-off. */
+const HASH_BATCH_BYTES = 64 * 1024 * 1024;
 
 /**
  * The content-addressed object folder of a store. Chunks and manifests are objects named by
  * their digest; identical content is stored once however often and wherever it is logged.
  * Snapshotting runs in a worker pool so that hashing a large checkpoint never stalls the
- * caller's event loop (a training loop keeps stepping).
+ * caller's event loop (a training loop keeps stepping). `docs/artifacts.md` describes the
+ * layout, the chunking and the durability and gc rules this class keeps.
  */
 export class ArtifactStore {
   readonly dir: string;
-  #pool: Piscina<SnapshotTask, SnapshotResult | SnapshotFailure> | undefined;
+  #pool: Piscina | undefined;
 
-  constructor(dir: string) {
+  /** With `create: false` the folder is left alone, for readers that must change nothing. */
+  constructor(dir: string, options: { create?: boolean } = {}) {
     this.dir = dir;
-    mkdirSync(dir, { recursive: true });
+    if (options.create !== false) mkdirSync(dir, { recursive: true });
   }
 
-  /** Records the bytes of a file or directory as they are now. Resolves once durable. */
+  /**
+   * Snapshots `source` and hands the result to `record`, which must reference it from the
+   * database before it returns. Until then a pending marker keeps `gc` from deleting the new
+   * objects, or the old ones the snapshot reuses. Resolves once the objects are durable and
+   * `record` has returned.
+   */
+  async ingest<T>(source: string, record: (snapshot: Snapshot) => T): Promise<T> {
+    const marker = await beginIngest(this.dir);
+    try {
+      return record(await this.snapshot(source));
+    } finally {
+      marker.release();
+    }
+  }
+
+  /**
+   * Records the bytes of a file or directory as they are now and resolves once they are
+   * durable. The objects are unreferenced until the caller records the manifest; use `ingest`
+   * unless a pending marker is already held.
+   */
   async snapshot(source: string): Promise<Snapshot> {
     const stats = statOrThrow(source);
     if (stats.isFile()) {
       const result = await this.#snapshotFile(source);
       const manifest: Manifest = { v: 1, type: 'file', size: result.size, chunks: result.chunks };
-      const digest = await this.putObject(encodeManifest(manifest));
       return {
-        manifest: digest,
+        manifest: await this.putObject(encodeManifest(manifest)),
         kind: 'file',
         size: result.size,
         fileCount: 1,
         newBytes: result.newBytes,
+        guidedBytes: result.guidedBytes,
       };
     }
     if (!stats.isDirectory()) {
@@ -63,15 +107,21 @@ export class ArtifactStore {
     });
     const size = entries.reduce((total, entry) => total + entry.size, 0);
     const digest = await this.putObject(encodeManifest({ v: 1, type: 'dir', size, entries }));
-    const newBytes = results.reduce((total, result) => total + result.newBytes, 0);
-    return { manifest: digest, kind: 'dir', size, fileCount: files.length, newBytes };
+    return {
+      manifest: digest,
+      kind: 'dir',
+      size,
+      fileCount: files.length,
+      newBytes: results.reduce((total, result) => total + result.newBytes, 0),
+      guidedBytes: results.reduce((total, result) => total + result.guidedBytes, 0),
+    };
   }
 
-  /** Stores a small object from memory (manifests) and returns its digest. */
+  /** Stores a small object from memory (manifests) durably and returns its digest. */
   async putObject(bytes: Uint8Array): Promise<Digest> {
     const digest = (await getHasher()).digest(bytes);
     const target = objectPath(this.dir, digest);
-    if (!existsSync(target)) writeFileDurably(target, bytes);
+    if (!existsSync(target)) await writeFileDurablyAsync(target, bytes);
     return digest;
   }
 
@@ -84,30 +134,54 @@ export class ArtifactStore {
       });
     }
     const target = objectPath(this.dir, digest);
-    if (!existsSync(target)) writeFileDurably(target, bytes);
+    if (!existsSync(target)) await writeFileDurablyAsync(target, bytes);
   }
 
   has(digest: Digest): boolean {
     return existsSync(objectPath(this.dir, digest));
   }
 
-  /** Reads an object and checks its bytes against its digest (invariant 4). */
+  /**
+   * Reads an object and checks its bytes against its digest (invariant 4). The read is
+   * synchronous: an object is at most a chunk of a few MiB, read from the page cache faster
+   * than a round trip through the thread pool.
+   */
   async read(digest: Digest): Promise<Buffer> {
     const path = objectPath(this.dir, digest);
     let bytes: Buffer;
     try {
       bytes = readFileSync(path);
     } catch (error) {
-      throw new NotFoundError('object_missing', `object ${digest} is not in ${this.dir}`, {
-        hint: "Run 'tidemark verify' to list missing objects.",
-        cause: error,
-      });
+      throw missingObject(digest, this.dir, error);
     }
-    if ((await getHasher()).digest(bytes) !== digest) {
-      throw new ArtifactError('object_corrupt', `object ${digest} does not match its digest`, {
-        hint: "Run 'tidemark verify'; if the run was synced, 'tidemark get' can fetch it again.",
-      });
+    if ((await getHasher()).digest(bytes) !== digest) throw corruptObject(digest);
+    return bytes;
+  }
+
+  /**
+   * `read` into a caller's buffer, for loops that read many objects (a sync pass): answers a
+   * view of `target` holding the object, checked against its digest. An object larger than
+   * `target` is read into a new buffer instead.
+   */
+  async readInto(digest: Digest, target: Buffer): Promise<Buffer> {
+    const size = digestSize(digest);
+    if (size > target.length) return this.read(digest);
+    const path = objectPath(this.dir, digest);
+    let length = 0;
+    try {
+      const fd = openSync(path, 'r');
+      try {
+        for (let read = -1; read !== 0 && length < size; length += read) {
+          read = readSync(fd, target, length, size - length, length);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      throw missingObject(digest, this.dir, error);
     }
+    const bytes = target.subarray(0, length);
+    if ((await getHasher()).digest(bytes) !== digest) throw corruptObject(digest);
     return bytes;
   }
 
@@ -115,36 +189,40 @@ export class ArtifactStore {
     return decodeManifest(await this.read(digest), digest);
   }
 
-  /**
-   * Writes the file or directory a manifest describes to `out`. Each file is assembled in a
-   * temp name beside its target and renamed into place, so a failed restore leaves no torn file.
-   */
-  async restore(manifestDigest: Digest, out: string): Promise<Manifest> {
+  /** Writes the file or directory a manifest describes to `out`, every chunk verified. */
+  async restore(manifestDigest: Digest, out: string): Promise<RestoreResult> {
     const manifest = await this.readManifest(manifestDigest);
-    const files =
-      manifest.type === 'file'
-        ? [{ path: out, chunks: manifest.chunks }]
-        : manifest.entries.map((entry) => ({
-            path: join(out, ...entry.path.split('/')),
-            chunks: entry.chunks,
-          }));
-    if (manifest.type === 'dir') await mkdir(out, { recursive: true });
+    return restoreManifest(manifest, out, (digest) => this.read(digest));
+  }
 
-    for (const file of files) {
-      await mkdir(dirname(file.path), { recursive: true });
-      const temp = `${file.path}.tidemark-partial`;
-      const handle = await open(temp, 'w');
-      try {
-        for (const chunk of file.chunks) {
-          await handle.write(await this.read(chunk));
-        }
-        await handle.sync();
-      } finally {
-        await handle.close();
+  /**
+   * Re-hashes objects in the worker pool, a batch per task, and answers those not intact.
+   * @internal used by `verifyObjects`.
+   */
+  async rehash(objects: ReadonlyArray<{ digest: Digest; path: string }>): Promise<HashResult> {
+    const tasks: HashTask[] = [];
+    let batch: HashTask = { objects: [] };
+    let batchBytes = 0;
+    for (const object of objects) {
+      batch.objects.push(object);
+      batchBytes += digestSize(object.digest);
+      if (batchBytes >= HASH_BATCH_BYTES) {
+        tasks.push(batch);
+        batch = { objects: [] };
+        batchBytes = 0;
       }
-      await rename(temp, file.path);
     }
-    return manifest;
+    if (batch.objects.length > 0) tasks.push(batch);
+
+    const results = await Promise.all(
+      tasks.map(
+        (task) => this.#workers().run(task, { name: 'hashObjects' }) as Promise<HashResult>,
+      ),
+    );
+    return {
+      bytes: results.reduce((total, result) => total + result.bytes, 0),
+      damaged: results.flatMap((result) => result.damaged),
+    };
   }
 
   async close(): Promise<void> {
@@ -153,13 +231,18 @@ export class ArtifactStore {
     await pool?.destroy();
   }
 
-  async #snapshotFile(source: string): Promise<SnapshotResult> {
-    this.#pool ??= new Piscina<SnapshotTask, SnapshotResult | SnapshotFailure>({
+  #workers(): Piscina {
+    this.#pool ??= new Piscina({
       filename: new URL('./snapshot-worker.js', import.meta.url).href,
       maxThreads: 2,
       idleTimeout: 2000,
     });
-    const result = await this.#pool.run({ source, objectsDir: this.dir });
+    return this.#pool;
+  }
+
+  async #snapshotFile(source: string): Promise<SnapshotResult> {
+    const task: SnapshotTask = { source, objectsDir: this.dir };
+    const result = (await this.#workers().run(task)) as SnapshotResult | SnapshotFailure;
     if ('failed' in result) {
       const { code, message, hint, retryable } = result.failed;
       throw new ArtifactError(code, message, {
@@ -169,6 +252,19 @@ export class ArtifactStore {
     }
     return result;
   }
+}
+
+function missingObject(digest: Digest, dir: string, cause: unknown): NotFoundError {
+  return new NotFoundError('object_missing', `object ${digest} is not in ${dir}`, {
+    hint: "Run 'tidemark verify' to list missing objects.",
+    cause,
+  });
+}
+
+function corruptObject(digest: Digest): ArtifactError {
+  return new ArtifactError('object_corrupt', `object ${digest} does not match its digest`, {
+    hint: "Run 'tidemark verify'; if the run was synced, 'tidemark get' can fetch it again.",
+  });
 }
 
 function statOrThrow(source: string): Stats {

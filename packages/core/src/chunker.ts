@@ -13,16 +13,19 @@ export const CHUNK_MAX = 4 * 1024 * 1024;
 /** Files at most this large are stored as one chunk. */
 export const SINGLE_CHUNK_LIMIT = CHUNK_MIN;
 
-const GEAR = buildGearTable();
+// Int32 copies of the table and masks keep the scan loop in 32-bit integer arithmetic, which V8
+// compiles to plain machine adds and shifts; the cut points are those of the unsigned form.
+const GEAR = new Int32Array(buildGearTable().buffer);
 
 // With an average of 2^20 bytes, the strict mask has 22 bits set and the loose one 18
 // (normalization level 2), spread over the high bits where the gear hash mixes best.
-const MASK_STRICT = spreadMask(22);
-const MASK_LOOSE = spreadMask(18);
+const MASK_STRICT = spreadMask(22) | 0;
+const MASK_LOOSE = spreadMask(18) | 0;
 
 /**
- * Returns the length of the first chunk of `data`. When `final` is false and no cut point is
- * found before the end of `data`, returns -1: the caller must supply more bytes.
+ * Returns the length of the first chunk of `data[start, end)`. When `final` is false and no cut
+ * point is found before `end`, returns -1: the caller must supply more bytes. The cut depends
+ * only on the bytes from `start` on, so a chunk that reappears elsewhere is cut the same way.
  */
 export function nextCut(data: Uint8Array, start: number, end: number, final: boolean): number {
   const available = end - start;
@@ -31,17 +34,18 @@ export function nextCut(data: Uint8Array, start: number, end: number, final: boo
   }
 
   const limit = Math.min(available, CHUNK_MAX);
-  const normal = Math.min(limit, CHUNK_AVG);
+  const normalEnd = start + Math.min(limit, CHUNK_AVG);
+  const limitEnd = start + limit;
   let hash = 0;
-  let i = CHUNK_MIN;
+  let i = start + CHUNK_MIN;
 
-  for (; i < normal; i++) {
-    hash = ((hash << 1) + (GEAR[data[start + i] as number] as number)) >>> 0;
-    if ((hash & MASK_STRICT) === 0) return i + 1;
+  for (; i < normalEnd; i++) {
+    hash = ((hash << 1) + (GEAR[data[i] as number] as number)) | 0;
+    if ((hash & MASK_STRICT) === 0) return i + 1 - start;
   }
-  for (; i < limit; i++) {
-    hash = ((hash << 1) + (GEAR[data[start + i] as number] as number)) >>> 0;
-    if ((hash & MASK_LOOSE) === 0) return i + 1;
+  for (; i < limitEnd; i++) {
+    hash = ((hash << 1) + (GEAR[data[i] as number] as number)) | 0;
+    if ((hash & MASK_LOOSE) === 0) return i + 1 - start;
   }
 
   if (limit === CHUNK_MAX || final) return limit;

@@ -1,9 +1,10 @@
 import { hostname } from 'node:os';
+import { type DataFingerprint, fingerprintData, fingerprintFields } from './data-fingerprint.js';
 import { NotFoundError, ValidationError } from './errors.js';
 import { isRunId, newRunId, type RunId } from './ids.js';
 import type { Logger } from './logger.js';
 import { isProjectName } from './project-name.js';
-import { type LogMode, Run } from './run.js';
+import { HEARTBEAT_MS, type LogMode, Run } from './run.js';
 import { captureContext } from './run-context.js';
 import { Store } from './store.js';
 import { encodeField } from './values.js';
@@ -18,13 +19,25 @@ export interface InitRunOptions {
   dir?: string;
   /** An already open store; the run then leaves closing it to the caller. */
   store?: Store;
-  /** Continue an existing run: new points append to its series. */
+  /**
+   * Continue an existing run: new points append to its series, every earlier point is kept.
+   * Several processes may resume one run at once (data-parallel ranks); it ends with the last.
+   */
   resume?: string;
-  /** Start a new run that records it continues `forkOf` from `forkStep`. */
+  /**
+   * Start a new run that continues `forkOf`: it records its parent and `forkStep`, and reading
+   * its series with `includeForkParents` (or the `lineage_points_view`) shows the parent's
+   * points up to `forkStep` before its own. Defaults to the parent's highest step.
+   */
   forkOf?: string;
   forkStep?: number;
   /** Record git, command line, host and package versions under `context/` (default true). */
   captureContext?: boolean;
+  /**
+   * Input files or directories to fingerprint under `context/data/` (path, digest, size); they
+   * are hashed, not copied. Skipped when `captureContext` is false.
+   */
+  dataFiles?: string[];
   logMode?: LogMode;
   /** Batched mode: longest time a point waits in memory (default 1000 ms). */
   flushIntervalMs?: number;
@@ -47,6 +60,7 @@ const KNOWN_OPTIONS = new Set([
   'forkOf',
   'forkStep',
   'captureContext',
+  'dataFiles',
   'logMode',
   'flushIntervalMs',
   'maxBufferedPoints',
@@ -66,28 +80,35 @@ const KNOWN_OPTIONS = new Set([
  */
 export async function initRun(options: InitRunOptions): Promise<Run> {
   validateOptions(options);
+  const context = options.captureContext !== false;
+  // Hashing happens before anything is written: an unreadable data file starts no run.
+  const prints: DataFingerprint[] =
+    context && options.dataFiles !== undefined ? await fingerprintData(options.dataFiles) : [];
   const store =
     options.store ?? Store.open({ dir: options.dir, logger: options.logger, clock: options.clock });
   const ownsStore = options.store === undefined;
 
   try {
-    const id =
+    const started =
       options.resume === undefined
         ? createRun(store, options)
         : resumeRun(store, options.resume, options.project);
     const run = new Run({
       store,
-      id,
+      id: started.id,
       project: options.project,
       logMode: options.logMode ?? 'durable',
       flushIntervalMs: options.flushIntervalMs ?? 1000,
       maxBufferedPoints: options.maxBufferedPoints ?? 10_000,
       ownsStore,
+      startStep: started.forkStep ?? -1,
     });
 
     if (options.tags !== undefined && options.tags.length > 0) run.addTags(...options.tags);
-    if (options.resume === undefined && options.captureContext !== false) {
-      for (const [path, value] of captureContext()) run.set(path, value);
+    if (options.resume === undefined && context) {
+      for (const [path, value] of [...captureContext(), ...fingerprintFields(prints)]) {
+        run.set(path, value);
+      }
     }
     if (options.handleExit !== false) installExitHooks(run);
     startHeartbeat(run);
@@ -98,13 +119,22 @@ export async function initRun(options: InitRunOptions): Promise<Run> {
   }
 }
 
-function createRun(store: Store, options: InitRunOptions): RunId {
-  const now = store.clock();
+interface StartedRun {
+  id: RunId;
+  forkStep: number | null;
+}
+
+function createRun(store: Store, options: InitRunOptions): StartedRun {
+  const now = store.opTime();
   const id = newRunId(now);
   const forkOf = options.forkOf ?? null;
-  if (forkOf !== null) assertRunExists(store, forkOf);
 
-  store.transaction(() => {
+  return store.transaction(() => {
+    let forkStep = options.forkStep ?? null;
+    if (forkOf !== null) {
+      assertRunExists(store, forkOf);
+      forkStep ??= parentLastStep(store, forkOf);
+    }
     store.db
       .prepare('INSERT OR IGNORE INTO projects (name, created_at) VALUES (?, ?)')
       .run(options.project, now);
@@ -126,25 +156,29 @@ function createRun(store: Store, options: InitRunOptions): RunId {
         hostname(),
         process.pid,
         forkOf,
-        options.forkStep ?? null,
+        forkStep,
       );
-    store.journal.append(
-      id,
-      'run.create',
-      {
-        name: options.name ?? null,
-        description: options.description ?? null,
-        createdAt: now,
-        forkOf,
-        forkStep: options.forkStep ?? null,
-      },
-      now,
-    );
+    store.writers.register(id, now);
+    store.journal.append(id, 'run.create', {
+      name: options.name ?? null,
+      description: options.description ?? null,
+      createdAt: now,
+      forkOf,
+      forkStep,
+    });
+    return { id, forkStep };
   });
-  return id;
 }
 
-function resumeRun(store: Store, runId: string, project: string): RunId {
+/** A fork made without a step continues from wherever its parent had got to. */
+function parentLastStep(store: Store, runId: string): number | null {
+  const row = store.db
+    .prepare('SELECT max(last_step) AS step FROM series WHERE run_id = ?')
+    .get(runId) as { step: number | null };
+  return row.step;
+}
+
+function resumeRun(store: Store, runId: string, project: string): StartedRun {
   const row = assertRunExists(store, runId);
   if (row.project !== project) {
     throw new ValidationError(
@@ -155,24 +189,37 @@ function resumeRun(store: Store, runId: string, project: string): RunId {
       },
     );
   }
-  const now = store.clock();
+  const id = runId as RunId;
+  const now = store.opTime();
   store.transaction(() => {
+    const current = store.db.prepare('SELECT state FROM runs WHERE id = ?').get(id) as {
+      state: string;
+    };
     store.db
       .prepare(
         "UPDATE runs SET state = 'running', ended_at = NULL, failure = NULL, heartbeat_at = ?, host = ?, pid = ? WHERE id = ?",
       )
-      .run(now, hostname(), process.pid, runId);
-    store.journal.append(runId as RunId, 'run.state', { state: 'running', failure: null }, now);
+      .run(now, hostname(), process.pid, id);
+    // Another rank may already be writing the run; only an ended run starts a new session.
+    if (current.state !== 'running') {
+      store.writers.forgetEnded(id);
+      store.journal.append(id, 'run.state', { state: 'running', failure: null });
+    }
+    store.writers.register(id, now);
   });
-  return runId as RunId;
+  return { id, forkStep: row.forkStep };
 }
 
-function assertRunExists(store: Store, runId: string): { project: string } {
+function assertRunExists(
+  store: Store,
+  runId: string,
+): { project: string; forkStep: number | null } {
   const row = store.db
     .prepare(
-      'SELECT p.name AS project FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?',
+      `SELECT p.name AS project, r.fork_step AS forkStep
+       FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?`,
     )
-    .get(runId) as { project: string } | undefined;
+    .get(runId) as { project: string; forkStep: number | null } | undefined;
   if (row === undefined) {
     throw new NotFoundError('run_not_found', `no run ${runId} in ${store.dir}`, {
       hint: "List runs with 'tidemark runs'; ids are shown in the first column.",
@@ -225,6 +272,21 @@ function validateOptions(options: InitRunOptions): void {
       hint: 'Pass the run to fork as forkOf.',
     });
   }
+  if (options.forkOf !== undefined && !isRunId(String(options.forkOf))) {
+    throw new ValidationError(
+      'invalid_run_id',
+      `forkOf: '${String(options.forkOf)}' is not a run id`,
+      { hint: "Run ids are 26 lower-case letters and digits, as 'tidemark runs' shows them." },
+    );
+  }
+  if (
+    options.forkStep !== undefined &&
+    (typeof options.forkStep !== 'number' || !Number.isFinite(options.forkStep))
+  ) {
+    throw new ValidationError('invalid_option', 'forkStep must be a finite number', {
+      hint: 'Pass the step of the parent run the fork continues from.',
+    });
+  }
   if (
     options.logMode !== undefined &&
     options.logMode !== 'durable' &&
@@ -245,10 +307,14 @@ function validateOptions(options: InitRunOptions): void {
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
+/** The signal handlers tidemark installed, told apart from the program's own. */
+const OUR_HANDLERS = new WeakSet<(...args: never[]) => void>();
+
 /**
- * Ends a run the process forgot to stop: on exit it is finished (failed for a non-zero exit
- * code), on SIGINT or SIGTERM failed, after which the signal is raised again so the process
- * ends as it would have without tidemark.
+ * Ends a run the process forgot to stop. On exit it is finished, or failed for a non-zero exit
+ * code. On SIGINT or SIGTERM with no other handler it is failed and the signal raised again, so
+ * the process ends as it would have without tidemark; when the program handles the signal
+ * itself, buffered points are committed and the run is left to that handler (or to exit).
  */
 function installExitHooks(run: Run): void {
   const onExit = (code: number): void => {
@@ -258,10 +324,17 @@ function installExitHooks(run: Run): void {
     );
   };
   const onSignal = (signal: NodeJS.Signals): void => {
+    const listeners = process.listeners(signal) as Array<(...args: never[]) => void>;
+    if (listeners.some((listener) => !OUR_HANDLERS.has(listener))) {
+      if (run.state === 'running' && !run.store.closed) run.flush();
+      return;
+    }
     run.endNow('failed', `interrupted by ${signal}`);
     removeHooks();
+    // The last of our handlers (one per open run) re-raises, once every run has ended.
     if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
   };
+  OUR_HANDLERS.add(onSignal);
   const removeHooks = (): void => {
     process.removeListener('exit', onExit);
     for (const signal of SIGNALS) process.removeListener(signal, onSignal);
@@ -272,12 +345,7 @@ function installExitHooks(run: Run): void {
   run.onStop(removeHooks);
 }
 
-const HEARTBEAT_MS = 30_000;
-
 function startHeartbeat(run: Run): void {
-  const update = run.store.db.prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ?');
-  const timer = setInterval(() => {
-    if (!run.store.closed) update.run(run.store.clock(), run.id);
-  }, HEARTBEAT_MS).unref();
+  const timer = setInterval(() => run.heartbeat(), HEARTBEAT_MS).unref();
   run.onStop(() => clearInterval(timer));
 }

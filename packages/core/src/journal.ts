@@ -17,6 +17,9 @@ export interface ReadLimits {
   maxPoints: number;
 }
 
+/** The most points one journal entry carries, so one entry always fits one request. */
+export const MAX_POINTS_PER_ENTRY = 10_000;
+
 interface JournalRow {
   seq: number;
   op_id: string;
@@ -25,6 +28,7 @@ interface JournalRow {
   payload: string | null;
   first_point: number | null;
   last_point: number | null;
+  point_count: number | null;
   created_at: number;
   project: string;
 }
@@ -42,34 +46,25 @@ interface PointRow {
 /**
  * The outbox of operations a store has recorded, in local order. Writers append inside the
  * same transaction that changes the tables, so the journal and the tables never disagree.
- * Point rows are not copied into the journal: an entry names the rowid range its transaction
- * inserted, which stays valid because points are never updated.
+ *
+ * Points are not copied into the journal: an entry names a rowid range and a run, and carries
+ * that run's points in the range (points are never updated). A durable `run.log` commits its
+ * point alone, without an entry, to stay as cheap as a plain insert; such points are above the
+ * store's seal mark (`meta.sealed_point`) and `seal()` covers them with entries before anyone
+ * reads the journal. Every point is covered by exactly one entry once sealed.
  */
 export class Journal {
   readonly #db: Database.Database;
   readonly #writerId: string;
+  readonly #now: () => number;
   #counter = 0;
-  readonly #insert: Database.Statement;
-  readonly #readAfter: Database.Statement;
-  readonly #readPoints: Database.Statement;
+  readonly #s: ReturnType<typeof prepare>;
 
-  constructor(db: Database.Database, writerId: string) {
+  constructor(db: Database.Database, writerId: string, now: () => number) {
     this.#db = db;
     this.#writerId = writerId;
-    this.#insert = db.prepare(
-      `INSERT INTO journal (op_id, run_id, kind, payload, first_point, last_point, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.#readAfter = db.prepare(
-      `SELECT j.*, p.name AS project FROM journal j
-       JOIN runs r ON r.id = j.run_id JOIN projects p ON p.id = r.project_id
-       WHERE j.seq > ? ORDER BY j.seq LIMIT ?`,
-    );
-    this.#readPoints = db.prepare(
-      `SELECT s.path, s.type, p.step, p.ts, p.value, p.flag, p.text
-       FROM points p JOIN series s ON s.id = p.series_id
-       WHERE p.rowid BETWEEN ? AND ? ORDER BY p.rowid`,
-    );
+    this.#now = now;
+    this.#s = prepare(db);
   }
 
   /** Mints the next operation id of this writer. */
@@ -81,35 +76,78 @@ export class Journal {
   }
 
   /** Appends one entry. Call inside the transaction that made the change it describes. */
-  append(
-    runId: RunId,
-    kind: OpKind,
-    payload: object | null,
-    at: number,
-    pointRange?: readonly [number, number],
-  ): Seq {
-    const result = this.#insert.run(
+  append(runId: RunId, kind: Exclude<OpKind, 'points'>, payload: object): Seq {
+    const result = this.#s.insert.run(
       this.nextOpId(),
       runId,
       kind,
-      payload === null ? null : JSON.stringify(payload),
-      pointRange?.[0] ?? null,
-      pointRange?.[1] ?? null,
-      at,
+      JSON.stringify(payload),
+      null,
+      null,
+      null,
+      this.#now(),
     );
     return Number(result.lastInsertRowid) as Seq;
   }
 
+  /**
+   * Covers the points rows `first..last` that the current transaction inserted for `runId`.
+   * When every earlier point is covered already, that is one entry; otherwise the points other
+   * writers left unsealed are sealed with them.
+   */
+  coverPoints(runId: RunId, first: number, last: number): void {
+    if (this.#sealMark() !== first - 1) {
+      this.seal();
+      return;
+    }
+    for (let from = first; from <= last; from += MAX_POINTS_PER_ENTRY) {
+      const to = Math.min(last, from + MAX_POINTS_PER_ENTRY - 1);
+      this.#appendPoints(runId, from, to, to - from + 1);
+    }
+    this.#s.setMark.run(String(last));
+  }
+
+  /**
+   * Covers every point not yet in an entry: one entry per run and per 10,000 of its points, in
+   * rowid order. Cheap when there is nothing to seal; otherwise takes the write lock briefly.
+   * Returns the number of entries added.
+   */
+  seal(): number {
+    const newest = (this.#s.newestPoint.get() as { id: number | null }).id ?? 0;
+    if (newest <= this.#sealMark()) return 0;
+
+    return this.#db
+      .transaction(() => {
+        const mark = this.#sealMark();
+        const top = (this.#s.newestPoint.get() as { id: number | null }).id ?? 0;
+        if (top <= mark) return 0;
+        const groups = this.#s.pendingGroups.all(MAX_POINTS_PER_ENTRY, mark) as Array<{
+          run_id: RunId;
+          first: number;
+          last: number;
+          n: number;
+        }>;
+        for (const group of groups)
+          this.#appendPoints(group.run_id, group.first, group.last, group.n);
+        this.#s.setMark.run(String(top));
+        return groups.length;
+      })
+      .immediate();
+  }
+
+  /** The highest points rowid covered by an entry. */
+  sealedThrough(): number {
+    return this.#sealMark();
+  }
+
   /** Reads entries after `after`, bounded in entries and points, with their operations built. */
   readAfter(after: Seq, limits: ReadLimits): JournalEntry[] {
-    const rows = this.#readAfter.all(after, limits.maxEntries) as JournalRow[];
+    this.seal();
+    const rows = this.#s.readAfter.all(after, limits.maxEntries) as JournalRow[];
     const out: JournalEntry[] = [];
     let points = 0;
     for (const row of rows) {
-      const pointCount =
-        row.first_point === null || row.last_point === null
-          ? 0
-          : row.last_point - row.first_point + 1;
+      const pointCount = countOf(row);
       if (out.length > 0 && points + pointCount > limits.maxPoints) break;
       out.push({ seq: row.seq as Seq, op: this.#buildOp(row), pointCount });
       points += pointCount;
@@ -117,7 +155,9 @@ export class Journal {
     return out;
   }
 
+  /** The last entry's position, after sealing pending points. */
   lastSeq(): Seq {
+    this.seal();
     const row = this.#db.prepare('SELECT max(seq) AS seq FROM journal').get() as {
       seq: number | null;
     };
@@ -125,6 +165,7 @@ export class Journal {
   }
 
   countAfter(after: Seq): number {
+    this.seal();
     const row = this.#db.prepare('SELECT count(*) AS n FROM journal WHERE seq > ?').get(after) as {
       n: number;
     };
@@ -148,6 +189,15 @@ export class Journal {
       .run(remote, seq, now);
   }
 
+  #appendPoints(runId: RunId, first: number, last: number, count: number): void {
+    this.#s.insert.run(this.nextOpId(), runId, 'points', null, first, last, count, this.#now());
+  }
+
+  #sealMark(): number {
+    const row = this.#s.getMark.get() as { value: string } | undefined;
+    return row === undefined ? 0 : Number(row.value);
+  }
+
   #buildOp(row: JournalRow): Op {
     const base = {
       id: row.op_id as OpId,
@@ -162,7 +212,7 @@ export class Journal {
   }
 
   #readSeries(row: JournalRow): PointsOp['series'] {
-    const rows = this.#readPoints.all(row.first_point, row.last_point) as PointRow[];
+    const rows = this.#s.readPoints.all(row.first_point, row.last_point, row.run_id) as PointRow[];
     const bySeries = new Map<string, PointsOp['series'][number]>();
     for (const point of rows) {
       let entry = bySeries.get(point.path);
@@ -178,4 +228,43 @@ export class Journal {
     }
     return [...bySeries.values()];
   }
+}
+
+function countOf(row: JournalRow): number {
+  if (row.point_count !== null) return row.point_count;
+  if (row.first_point === null || row.last_point === null) return 0;
+  return row.last_point - row.first_point + 1;
+}
+
+function prepare(db: Database.Database) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO journal (op_id, run_id, kind, payload, first_point, last_point, point_count, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    readAfter: db.prepare(
+      `SELECT j.*, p.name AS project FROM journal j
+       JOIN runs r ON r.id = j.run_id JOIN projects p ON p.id = r.project_id
+       WHERE j.seq > ? ORDER BY j.seq LIMIT ?`,
+    ),
+    // The run filter matters: a sealed range may hold other runs' points between this run's.
+    // CROSS JOIN keeps SQLite walking the rowid range instead of every point of each series.
+    readPoints: db.prepare(
+      `SELECT s.path, s.type, p.step, p.ts, p.value, p.flag, p.text
+       FROM points p CROSS JOIN series s ON s.id = p.series_id
+       WHERE p.rowid BETWEEN ? AND ? AND s.run_id = ? ORDER BY p.rowid`,
+    ),
+    getMark: db.prepare("SELECT value FROM meta WHERE key = 'sealed_point'"),
+    setMark: db.prepare(
+      "INSERT INTO meta (key, value) VALUES ('sealed_point', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    ),
+    newestPoint: db.prepare('SELECT max(rowid) AS id FROM points'),
+    pendingGroups: db.prepare(
+      `SELECT run_id, min(point) AS first, max(point) AS last, count(*) AS n FROM (
+         SELECT s.run_id, p.rowid AS point,
+                (row_number() OVER (PARTITION BY s.run_id ORDER BY p.rowid) - 1) / ? AS part
+         FROM points p CROSS JOIN series s ON s.id = p.series_id WHERE p.rowid > ?)
+       GROUP BY run_id, part ORDER BY first`,
+    ),
+  };
 }

@@ -1,5 +1,5 @@
 import { ValidationError } from './errors.js';
-import type { FieldInput, FieldValue } from './values.js';
+import { assertWellFormed, type FieldInput, type FieldValue } from './values.js';
 
 /** The longest path accepted, in UTF-8 bytes. */
 export const MAX_PATH_BYTES = 4096;
@@ -30,7 +30,7 @@ export function validatePath(path: unknown, what = 'path'): string {
       hint: 'Remove tabs, newlines and other control characters from the path.',
     });
   }
-  return path;
+  return assertWellFormed(path, what);
 }
 
 /** Joins a prefix and a nested object into `[path, leaf]` pairs, depth first. */

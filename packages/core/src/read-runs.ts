@@ -1,7 +1,9 @@
 import type Database from 'better-sqlite3';
 import { NotFoundError } from './errors.js';
 import type { RunId } from './ids.js';
-import type { RunState, SeriesType } from './run.js';
+import type { SeriesType } from './point-writer.js';
+import type { RunState } from './run.js';
+import { reading } from './sqlite-errors.js';
 import { columnsToFloat, decodeField, type FieldType, type FieldValue } from './values.js';
 
 export interface RunSummary {
@@ -44,16 +46,17 @@ export interface RunDetail extends RunSummary {
   }>;
 }
 
-export interface SeriesPoint {
-  step: number;
-  ts: number;
-  value: number | string;
-}
-
 /** Lists runs, newest first. */
 export function listRuns(
   db: Database.Database,
   options: { project?: string; limit?: number } = {},
+): RunSummary[] {
+  return reading(db, () => listRunsOf(db, options));
+}
+
+function listRunsOf(
+  db: Database.Database,
+  options: { project?: string; limit?: number },
 ): RunSummary[] {
   const rows = db
     .prepare(
@@ -71,6 +74,10 @@ export function listRuns(
 
 /** Everything recorded about one run except its points. */
 export function getRun(db: Database.Database, runId: string): RunDetail {
+  return reading(db, () => getRunOf(db, runId));
+}
+
+function getRunOf(db: Database.Database, runId: string): RunDetail {
   const row = db
     .prepare(
       `SELECT r.id, p.name AS project, r.name, r.description, r.state, r.created_at AS createdAt,
@@ -107,54 +114,31 @@ export function getRun(db: Database.Database, runId: string): RunDetail {
   return { ...row, tags, fields, series: summarizeSeries(db, runId), files };
 }
 
-/** Points of one series in step order (ties in the order they were logged). */
-export function readSeries(db: Database.Database, runId: string, path: string): SeriesPoint[] {
-  const series = db
-    .prepare('SELECT id, type FROM series WHERE run_id = ? AND path = ?')
-    .get(runId, path) as { id: number; type: SeriesType } | undefined;
-  if (series === undefined) {
-    throw new NotFoundError('series_not_found', `run ${runId} has no series ${path}`, {
-      hint: `Show the run's series with 'tidemark show ${runId}'.`,
-    });
-  }
-  const rows = db
-    .prepare(
-      'SELECT step, ts, value, flag, text FROM points WHERE series_id = ? ORDER BY step, rowid',
-    )
-    .raw()
-    .all(series.id) as Array<[number, number, number | null, number, string | null]>;
-  return rows.map(([step, ts, value, flag, text]) => ({
-    step,
-    ts,
-    value: series.type === 'float' ? columnsToFloat(value, flag) : (text ?? ''),
-  }));
-}
-
+/** Each series of a run from its summary columns: one row per series, never its points. */
 function summarizeSeries(db: Database.Database, runId: string): SeriesSummary[] {
   const rows = db
     .prepare(
-      `SELECT s.path, s.type, count(p.rowid) AS count, max(p.step) AS lastStep,
-              min(p.value) AS min, max(p.value) AS max, sum(p.flag = 1) AS nanCount,
-              (SELECT CASE WHEN s.type = 'float' THEN json_array(l.value, l.flag) ELSE json_array(l.text, 0) END
-                 FROM points l WHERE l.series_id = s.id ORDER BY l.step DESC, l.rowid DESC LIMIT 1) AS lastPoint
-       FROM series s LEFT JOIN points p ON p.series_id = s.id
-       WHERE s.run_id = ? GROUP BY s.id ORDER BY s.path`,
+      `SELECT path, type, point_count AS count, last_step AS lastStep, min_value AS min,
+              max_value AS max, nan_count AS nanCount, last_value AS lastValue,
+              last_flag AS lastFlag, last_text AS lastText
+       FROM series WHERE run_id = ? ORDER BY path`,
     )
-    .all(runId) as Array<Omit<SeriesSummary, 'last'> & { lastPoint: string | null }>;
+    .all(runId) as Array<
+    Omit<SeriesSummary, 'last'> & {
+      lastValue: number | null;
+      lastFlag: number | null;
+      lastText: string | null;
+    }
+  >;
 
-  return rows.map(({ lastPoint, ...row }) => {
-    const [value, flag] =
-      lastPoint === null ? [null, 0] : (JSON.parse(lastPoint) as [number | string | null, number]);
-    const last =
-      row.type === 'float' && lastPoint !== null
-        ? columnsToFloat(value as number | null, flag)
-        : value;
+  return rows.map(({ lastValue, lastFlag, lastText, ...row }) => {
     const numeric = row.type === 'float';
+    let last: number | string | null = null;
+    if (row.count > 0) last = numeric ? columnsToFloat(lastValue, lastFlag ?? 0) : lastText;
     return {
       ...row,
       min: numeric ? row.min : null,
       max: numeric ? row.max : null,
-      nanCount: row.nanCount ?? 0,
       last,
     };
   });

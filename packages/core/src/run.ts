@@ -2,11 +2,15 @@ import type Database from 'better-sqlite3';
 import { ValidationError } from './errors.js';
 import type { RunId } from './ids.js';
 import { flattenFields, validatePath } from './paths.js';
+import { PointWriter, type SeriesHandle, type SeriesType } from './point-writer.js';
+import { describeFailure, seriesTypeError, unloggable, validateTag } from './run-input.js';
+import type { EndState } from './run-writers.js';
+import { resumeAccumulator } from './series-blocks.js';
 import type { Store } from './store.js';
-import { encodeField, type FieldInput, floatToColumns } from './values.js';
+import { assertWellFormed, encodeField, type FieldInput } from './values.js';
 
-export type RunState = 'running' | 'finished' | 'failed' | 'crashed';
-export type SeriesType = 'float' | 'string' | 'file';
+export type { SeriesType } from './point-writer.js';
+export type RunState = 'running' | EndState;
 
 /**
  * How `run.log` writes. `durable`: each call commits before it returns and survives kill -9.
@@ -16,25 +20,10 @@ export type SeriesType = 'float' | 'string' | 'file';
 export type LogMode = 'durable' | 'batched';
 
 export interface LogOptions {
-  /** Defaults to one more than the last step this process logged to the series. */
+  /** Defaults to one more than the highest step of the series (counted by this process). */
   step?: number;
   /** Milliseconds since the epoch; defaults to the store clock. */
   timestamp?: number;
-}
-
-interface SeriesHandle {
-  id: number;
-  type: SeriesType;
-  lastStep: number;
-}
-
-interface PendingPoint {
-  seriesId: number;
-  step: number;
-  ts: number;
-  value: number | null;
-  flag: number;
-  text: string | null;
 }
 
 export interface RunInternals {
@@ -45,7 +34,12 @@ export interface RunInternals {
   flushIntervalMs: number;
   maxBufferedPoints: number;
   ownsStore: boolean;
+  /** Automatic steps of a fork start after the step it was forked at. */
+  startStep: number;
 }
+
+/** How often a writing run says it is alive, at most (see RunWriters). */
+export const HEARTBEAT_MS = 30_000;
 
 /**
  * One execution of training code. Every method writes to the local store before it returns
@@ -59,11 +53,13 @@ export class Run {
   readonly #flushIntervalMs: number;
   readonly #maxBuffered: number;
   readonly #ownsStore: boolean;
+  readonly #startStep: number;
   readonly #series = new Map<string, SeriesHandle>();
   readonly #statements: RunStatements;
-  #buffer: PendingPoint[] = [];
+  readonly #points: PointWriter;
   #timer: NodeJS.Timeout | undefined;
   #state: RunState = 'running';
+  #lastBeat: number;
   #onStop: Array<() => void> = [];
 
   /** Use `initRun`; this constructor assumes the run row already exists. */
@@ -75,7 +71,10 @@ export class Run {
     this.#flushIntervalMs = internals.flushIntervalMs;
     this.#maxBuffered = internals.maxBufferedPoints;
     this.#ownsStore = internals.ownsStore;
+    this.#startStep = internals.startStep;
     this.#statements = prepareStatements(internals.store.db);
+    this.#points = new PointWriter(internals.store, internals.id);
+    this.#lastBeat = internals.store.clock();
   }
 
   get state(): RunState {
@@ -93,56 +92,65 @@ export class Run {
     const encoded = leaves.map(
       ([leafPath, leaf]) => [leafPath, encodeField(leaf, leafPath)] as const,
     );
-    const now = this.#store.clock();
 
     this.#store.transaction(() => {
       for (const [leafPath, field] of encoded) {
-        this.#statements.upsertField.run(this.id, leafPath, field.type, field.text, field.num, now);
-        this.#store.journal.append(
+        this.#statements.upsertField.run(
           this.id,
-          'field.set',
-          { path: leafPath, type: field.type, value: field.text },
-          now,
+          leafPath,
+          field.type,
+          field.text,
+          field.num,
+          this.#store.opTime(),
         );
+        this.#store.journal.append(this.id, 'field.set', {
+          path: leafPath,
+          type: field.type,
+          value: field.text,
+        });
       }
     });
   }
 
   /** Appends a point to a float series (numbers) or a string series (strings). */
-  log(path: string, value: number | string, options: LogOptions = {}): void {
+  log(path: string, value: number | string, options?: LogOptions): void {
     this.#assertOpen();
-    const type: SeriesType = typeof value === 'number' ? 'float' : 'string';
-    if (typeof value !== 'number' && typeof value !== 'string') {
-      throw new ValidationError(
-        'invalid_value',
-        `series ${path}: only numbers and strings are logged`,
-        {
-          hint: 'Log numbers for metrics, strings for text; use logFile for files.',
-        },
-      );
-    }
+    let type: SeriesType;
+    if (typeof value === 'number') type = 'float';
+    else if (typeof value === 'string') type = 'string';
+    else throw unloggable(path, value);
     const handle = this.#seriesHandle(path, type);
-    const step = this.#nextStep(handle, path, options.step);
-    const ts = this.#timestamp(path, options.timestamp);
-    const columns = type === 'float' ? floatToColumns(value as number) : { value: null, flag: 0 };
-    this.#enqueue({
-      seriesId: handle.id,
-      step,
-      ts,
-      value: columns.value,
-      flag: columns.flag,
-      text: type === 'string' ? (value as string) : null,
-    });
+    const step = this.#nextStep(handle, path, options?.step);
+    const ts = this.#timestamp(path, options?.timestamp);
+    if (type === 'string') assertWellFormed(value as string, `series ${path}`);
+    const float = type === 'float' ? (value as number) : null;
+    const text = type === 'string' ? (value as string) : null;
+
+    if (this.#logMode === 'durable') {
+      this.#points.commitOne(handle, step, ts, float, text);
+      this.#afterCommit();
+      return;
+    }
+    this.#points.add(handle, step, ts, float, text);
+    this.#afterAdd();
   }
 
-  /** Logs a file as the point of a file series (an image per step, say). */
+  /**
+   * Logs a file as the point of a file series (an image per step, say). Like `upload`, the
+   * bytes are recorded as they are now and the call resolves once they are durable.
+   */
   async logFile(path: string, source: string, options: LogOptions = {}): Promise<void> {
     this.#assertOpen();
     const handle = this.#seriesHandle(path, 'file');
     const step = this.#nextStep(handle, path, options.step);
     const ts = this.#timestamp(path, options.timestamp);
-    const snapshot = await this.#store.objects.snapshot(source);
-    this.#enqueue({ seriesId: handle.id, step, ts, value: null, flag: 0, text: snapshot.manifest });
+    await this.#store.objects.ingest(source, (snapshot) => {
+      this.#assertOpen();
+      this.#points.add(handle, step, ts, null, snapshot.manifest);
+      // Committed now whatever the log mode: until the point is stored nothing references the
+      // new objects, and the marker that keeps gc away from them ends with this callback.
+      this.#commit(this.#logMode !== 'durable');
+    });
   }
 
   /**
@@ -152,32 +160,26 @@ export class Run {
   async upload(path: string, source: string): Promise<void> {
     this.#assertOpen();
     validatePath(path, 'file path');
-    const snapshot = await this.#store.objects.snapshot(source);
-    const now = this.#store.clock();
-
-    this.#store.transaction(() => {
-      this.#statements.upsertFile.run(
-        this.id,
-        path,
-        snapshot.kind,
-        snapshot.manifest,
-        snapshot.size,
-        snapshot.fileCount,
-        now,
-      );
-      this.#store.journal.append(
-        this.id,
-        'file.add',
-        {
+    await this.#store.objects.ingest(source, (snapshot) =>
+      this.#store.transaction(() => {
+        this.#statements.upsertFile.run(
+          this.id,
+          path,
+          snapshot.kind,
+          snapshot.manifest,
+          snapshot.size,
+          snapshot.fileCount,
+          this.#store.opTime(),
+        );
+        this.#store.journal.append(this.id, 'file.add', {
           path,
           fileKind: snapshot.kind,
           manifest: snapshot.manifest,
           size: snapshot.size,
           fileCount: snapshot.fileCount,
-        },
-        now,
-      );
-    });
+        });
+      }),
+    );
   }
 
   addTags(...tags: string[]): void {
@@ -190,20 +192,19 @@ export class Run {
 
   /** Commits buffered points and makes everything recorded so far survive power loss. */
   flush(): void {
-    this.#writeBuffer();
+    this.#commit(true);
     this.#store.sync();
   }
 
   /**
-   * Ends the run: writes what is buffered, records the final state and fsyncs. Passing an
-   * error marks the run failed with its message. Calling stop twice is harmless.
+   * Ends this process's part in the run: writes what is buffered, records the final state and
+   * fsyncs. Passing an error marks the run failed with its message. When other processes still
+   * write the run, it stays running until the last of them stops. Calling stop twice is harmless.
    */
   async stop(options: { error?: unknown } = {}): Promise<void> {
     if (this.#state !== 'running') return;
-    this.#writeBuffer();
-    const state: RunState = options.error === undefined ? 'finished' : 'failed';
-    const failure = options.error === undefined ? null : describeFailure(options.error);
-    this.#finish(state, failure);
+    const failed = options.error !== undefined;
+    this.#finish(failed ? 'failed' : 'finished', failed ? describeFailure(options.error) : null);
     for (const hook of this.#onStop) hook();
     if (this.#ownsStore) await this.#store.close();
   }
@@ -212,10 +213,10 @@ export class Run {
    * Synchronous end used on SIGINT, SIGTERM and process exit: no awaits are possible there.
    * @internal
    */
-  endNow(state: RunState, failure: string | null): void {
+  endNow(state: EndState, failure: string | null): void {
     if (this.#state !== 'running' || this.#store.closed) return;
-    this.#writeBuffer();
     this.#finish(state, failure);
+    for (const hook of this.#onStop) hook();
   }
 
   /** @internal Registers work to undo when the run stops (exit hooks, heartbeats). */
@@ -223,12 +224,18 @@ export class Run {
     this.#onStop.push(hook);
   }
 
-  #finish(state: RunState, failure: string | null): void {
-    const now = this.#store.clock();
-    this.#store.transaction(() => {
-      this.#statements.setState.run(state, now, failure, this.id);
-      this.#store.journal.append(this.id, 'run.state', { state, failure }, now);
-    });
+  /** @internal Tells the store this writer is alive. */
+  heartbeat(): void {
+    if (this.#state !== 'running' || this.#store.closed) return;
+    this.#lastBeat = this.#store.clock();
+    this.#store.writers.beat(this.id);
+  }
+
+  #finish(state: EndState, failure: string | null): void {
+    this.#commit(true);
+    // Seal first, so the run's points reach a server before the state that ends it.
+    this.#store.journal.seal();
+    this.#store.writers.end(this.id, state, failure);
     this.#store.sync();
     this.#state = state;
   }
@@ -237,47 +244,52 @@ export class Run {
     this.#assertOpen();
     const clean = [...new Set(tags.map(validateTag))];
     if (clean.length === 0) return;
-    const now = this.#store.clock();
     const statement = kind === 'tags.add' ? this.#statements.addTag : this.#statements.removeTag;
     this.#store.transaction(() => {
       for (const tag of clean) statement.run(this.id, tag);
-      this.#store.journal.append(this.id, kind, { tags: clean }, now);
+      this.#store.journal.append(this.id, kind, { tags: clean });
     });
   }
 
-  #enqueue(point: PendingPoint): void {
-    this.#buffer.push(point);
-    if (this.#logMode === 'durable' || this.#buffer.length >= this.#maxBuffered) {
-      this.#writeBuffer();
+  #afterAdd(): void {
+    if (this.#logMode === 'durable') {
+      this.#commit(false);
       return;
     }
-    this.#timer ??= setTimeout(() => this.#writeBuffer(), this.#flushIntervalMs).unref();
+    if (this.#points.pending >= this.#maxBuffered) {
+      this.#commit(true);
+      return;
+    }
+    this.#timer ??= setTimeout(() => this.#commitFromTimer(), this.#flushIntervalMs).unref();
   }
 
-  /** Commits buffered points and their one journal entry in a single transaction. */
-  #writeBuffer(): void {
+  #commit(seal: boolean): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#buffer.length === 0) return;
-    const points = this.#buffer;
-    this.#buffer = [];
+    this.#points.commit(seal);
+    this.#afterCommit();
+  }
 
-    const insert = this.#statements.insertPoint;
-    const at = this.#store.clock();
-    this.#store.transaction(() => {
-      let first = 0;
-      let last = 0;
-      for (let i = 0; i < points.length; i++) {
-        const p = points[i] as PendingPoint;
-        last = Number(
-          insert.run(p.seriesId, p.step, p.ts, p.value, p.flag, p.text).lastInsertRowid,
-        );
-        if (i === 0) first = last;
-      }
-      this.#store.journal.append(this.id, 'points', null, at, [first, last]);
-    });
+  /** A writer that commits says it is alive, at most once per heartbeat period. */
+  #afterCommit(): void {
+    if (this.#store.clock() - this.#lastBeat >= HEARTBEAT_MS) this.heartbeat();
+  }
+
+  /** A timer cannot throw to anyone: a failed commit keeps its points and tries again later. */
+  #commitFromTimer(): void {
+    this.#timer = undefined;
+    try {
+      this.#commit(true);
+    } catch (error) {
+      this.#store.logger.error('flush_failed', {
+        run_id: this.id,
+        pending: this.#points.pending,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      this.#timer = setTimeout(() => this.#commitFromTimer(), this.#flushIntervalMs).unref();
+    }
   }
 
   #seriesHandle(path: string, type: SeriesType): SeriesHandle {
@@ -293,11 +305,23 @@ export class Run {
       return this.#statements.findSeries.get(this.id, path) as {
         id: number;
         type: SeriesType;
-        last: number | null;
+        last_step: number | null;
+        unpacked: number;
+        packed_through: number;
       };
     });
     if (row.type !== type) throw seriesTypeError(path, row.type, type);
-    const handle = { id: row.id, type, lastStep: row.last ?? -1 };
+    const handle: SeriesHandle = {
+      id: row.id,
+      path,
+      type,
+      lastStep: row.last_step ?? this.#startStep,
+      blocks:
+        type === 'float'
+          ? resumeAccumulator(this.#store.db, row.id, row.packed_through, row.unpacked)
+          : undefined,
+    };
+    this.#points.track(handle);
     this.#series.set(path, handle);
     return handle;
   }
@@ -312,7 +336,7 @@ export class Run {
         hint: 'Pass an integer or float step, or leave it out to count up from the last one.',
       });
     }
-    handle.lastStep = Math.max(handle.lastStep, step);
+    if (step > handle.lastStep) handle.lastStep = step;
     return step;
   }
 
@@ -322,9 +346,7 @@ export class Run {
       throw new ValidationError(
         'invalid_timestamp',
         `series ${path}: timestamp must be finite ms since the epoch`,
-        {
-          hint: 'Pass Date.now()-style milliseconds, or leave it out.',
-        },
+        { hint: 'Pass Date.now()-style milliseconds, or leave it out.' },
       );
     }
     return timestamp;
@@ -341,13 +363,11 @@ export class Run {
 
 interface RunStatements {
   upsertField: Database.Statement;
-  insertPoint: Database.Statement;
   insertSeries: Database.Statement;
   findSeries: Database.Statement;
   upsertFile: Database.Statement;
   addTag: Database.Statement;
   removeTag: Database.Statement;
-  setState: Database.Statement;
 }
 
 function prepareStatements(db: Database.Database): RunStatements {
@@ -357,13 +377,10 @@ function prepareStatements(db: Database.Database): RunStatements {
        ON CONFLICT(run_id, path) DO UPDATE SET type = excluded.type, value = excluded.value,
        num = excluded.num, updated_at = excluded.updated_at`,
     ),
-    insertPoint: db.prepare(
-      'INSERT INTO points (series_id, step, ts, value, flag, text) VALUES (?, ?, ?, ?, ?, ?)',
-    ),
     insertSeries: db.prepare('INSERT OR IGNORE INTO series (run_id, path, type) VALUES (?, ?, ?)'),
     findSeries: db.prepare(
-      `SELECT s.id, s.type, (SELECT max(step) FROM points WHERE series_id = s.id) AS last
-       FROM series s WHERE s.run_id = ? AND s.path = ?`,
+      `SELECT id, type, last_step, point_count - packed_count AS unpacked, packed_through
+       FROM series WHERE run_id = ? AND path = ?`,
     ),
     upsertFile: db.prepare(
       `INSERT INTO files (run_id, path, kind, manifest, size, file_count, logged_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -372,30 +389,5 @@ function prepareStatements(db: Database.Database): RunStatements {
     ),
     addTag: db.prepare('INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)'),
     removeTag: db.prepare('DELETE FROM tags WHERE run_id = ? AND tag = ?'),
-    setState: db.prepare('UPDATE runs SET state = ?, ended_at = ?, failure = ? WHERE id = ?'),
   };
-}
-
-function validateTag(tag: unknown): string {
-  if (typeof tag !== 'string' || tag.length === 0 || tag.length > 1024) {
-    throw new ValidationError('invalid_tag', 'a tag must be a string of 1 to 1024 characters', {
-      hint: "Pass tags as plain strings: run.addTags('baseline', 'v2').",
-    });
-  }
-  return tag;
-}
-
-function seriesTypeError(path: string, existing: SeriesType, wanted: SeriesType): ValidationError {
-  return new ValidationError(
-    'series_type_mismatch',
-    `series ${path} holds ${existing} values, not ${wanted}`,
-    {
-      hint: 'Log this value under another path.',
-    },
-  );
-}
-
-function describeFailure(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
 }

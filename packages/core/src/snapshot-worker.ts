@@ -1,99 +1,64 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
-import { CHUNK_MAX, nextCut } from './chunker.js';
-import { writeFileDurably } from './durable-file.js';
+import { readFile } from 'node:fs/promises';
 import { TidemarkError } from './errors.js';
 import { getHasher } from './hash.js';
 import type { Digest } from './ids.js';
-import { objectPath } from './object-layout.js';
+import { type IngestResult, type IngestTask, ingestFile } from './ingest-file.js';
 
-export interface SnapshotTask {
-  source: string;
-  objectsDir: string;
-}
-
-export interface SnapshotResult {
-  size: number;
-  chunks: Digest[];
-  /** Bytes written as new objects; chunks already present cost nothing. */
-  newBytes: number;
-}
+export type SnapshotTask = IngestTask;
+export type SnapshotResult = IngestResult;
 
 /** Errors lose their class crossing a worker boundary, so they travel as plain data. */
 export interface SnapshotFailure {
   failed: { code: string; message: string; hint?: string; retryable: boolean };
 }
 
-const READ_SIZE = 8 * 1024 * 1024;
+export interface HashTask {
+  objects: Array<{ digest: Digest; path: string }>;
+}
+
+/** What re-hashing found wrong with each object that is not intact. */
+export interface HashResult {
+  bytes: number;
+  damaged: Array<{ digest: Digest; problem: 'mismatch' | 'unreadable' | 'missing' }>;
+}
 
 /**
- * Runs in a piscina worker: reads `source` once, cuts it into content-defined chunks, hashes
- * each and writes the ones the store lacks. Because every chunk is hashed from the very bytes
- * that are written, a file appended while it is read can never yield an object whose digest
- * does not match its content (invariant 4); the snapshot is the prefix read.
+ * Runs in a piscina worker: snapshots one file (see `ingestFile`), so that chunking and hashing
+ * a large checkpoint never stalls the event loop of the process that logs it.
  */
 export default async function snapshotFile(
   task: SnapshotTask,
 ): Promise<SnapshotResult | SnapshotFailure> {
   try {
-    return await readAndStore(task);
+    return await ingestFile(task);
   } catch (error) {
     if (error instanceof TidemarkError) return { failed: error.toJSON() };
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
     return {
       failed: {
         code: 'snapshot_failed',
-        message: `could not read ${task.source} (${code})`,
+        message: `could not snapshot ${task.source} (${code})`,
         retryable: false,
       },
     };
   }
 }
 
-async function readAndStore(task: SnapshotTask): Promise<SnapshotResult> {
+/** Runs in a piscina worker: re-hashes stored objects and reports those that do not match. */
+export async function hashObjects(task: HashTask): Promise<HashResult> {
   const hasher = await getHasher();
-  const fd = openSync(task.source, 'r');
-  try {
-    const expected = fstatSync(fd).size;
-    const buffer = Buffer.allocUnsafe(READ_SIZE + CHUNK_MAX);
-    const chunks: Digest[] = [];
-    let size = 0;
-    let newBytes = 0;
-    let start = 0;
-    let end = 0;
-    let eof = false;
-
-    let readTotal = 0;
-
-    while (!eof || start < end) {
-      if (!eof && end - start < CHUNK_MAX) {
-        buffer.copy(buffer, 0, start, end);
-        end -= start;
-        start = 0;
-
-        // The snapshot is the file as long as it was when opened; later appends are not in it.
-        const want = Math.min(buffer.length - end, expected - readTotal);
-        const read = want > 0 ? readSync(fd, buffer, end, want, null) : 0;
-        eof = read === 0;
-        readTotal += read;
-        end += read;
-        continue;
-      }
-
-      const cut = nextCut(buffer, start, end, eof);
-      const chunk = buffer.subarray(start, start + cut);
-      const digest = hasher.digest(chunk);
-      const target = objectPath(task.objectsDir, digest);
-      if (!existsSync(target)) {
-        writeFileDurably(target, chunk);
-        newBytes += chunk.length;
-      }
-      chunks.push(digest);
-      size += cut;
-      start += cut;
+  const result: HashResult = { bytes: 0, damaged: [] };
+  for (const { digest, path } of task.objects) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (error) {
+      const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      result.damaged.push({ digest, problem: missing ? 'missing' : 'unreadable' });
+      continue;
     }
-
-    return { size, chunks, newBytes };
-  } finally {
-    closeSync(fd);
+    result.bytes += bytes.length;
+    if (hasher.digest(bytes) !== digest) result.damaged.push({ digest, problem: 'mismatch' });
   }
+  return result;
 }

@@ -1,32 +1,41 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { drizzle } from 'drizzle-orm/better-sqlite3';
-import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { ArtifactStore } from './artifact-store.js';
-import { StoreError } from './errors.js';
-import { newWriterId, type RunId } from './ids.js';
+import { StoreError, ValidationError } from './errors.js';
+import { newWriterId } from './ids.js';
 import { Journal } from './journal.js';
 import { type Logger, silentLogger } from './logger.js';
+import { assertMigratable, migrateStore, schemaStatus } from './migrate-store.js';
+import { RunWriters } from './run-writers.js';
+import { toStoreError } from './sqlite-errors.js';
+import { assertDatabaseLength, assertSqliteFile, inspectStoreFolder } from './store-folder.js';
 
-export const STORE_FORMAT = 'tidemark-store';
+export { MIGRATIONS_DIR, STORE_FORMAT } from './migrate-store.js';
+
 export const DB_FILE = 'store.db';
 export const OBJECTS_DIR = 'objects';
 
-/** The SQL migrations of the local store, shipped beside the packages. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations', import.meta.url));
+/** A writer whose heartbeat is older than this is taken for dead, unless told otherwise. */
+export const DEFAULT_STALE_AFTER_MS = 5 * 60_000;
 
 export interface StoreOptions {
   /** The store folder; defaults to `$TIDEMARK_DIR`, else `./.tidemark`. */
   dir?: string;
   /** Create the folder and database when missing (default true). */
   create?: boolean;
+  /**
+   * Start a new, empty database in a folder that still holds the objects or WAL of a store whose
+   * `store.db` is gone (default false: such a folder is refused, so a lost database is never
+   * silently replaced by an empty one).
+   */
+  recreate?: boolean;
   logger?: Logger;
   /** Milliseconds since the epoch; injectable for tests. */
   clock?: () => number;
+  /** A running writer whose heartbeat is older than this is marked crashed (default 5 min). */
+  staleAfterMs?: number;
 }
 
 /** Resolves the store folder the way every entry point does. */
@@ -41,54 +50,97 @@ export function resolveStoreDir(dir?: string): string {
  */
 export class Store {
   readonly dir: string;
+  readonly dbPath: string;
   readonly db: Database.Database;
   readonly storeId: string;
   readonly writerId: string;
   readonly journal: Journal;
   readonly objects: ArtifactStore;
+  readonly writers: RunWriters;
   readonly logger: Logger;
   readonly clock: () => number;
+  readonly staleAfterMs: number;
+  readonly #syncStatement: Database.Statement;
+  #lastOpTime = Number.NEGATIVE_INFINITY;
   #closed = false;
 
   private constructor(dir: string, db: Database.Database, options: StoreOptions) {
     this.dir = dir;
+    this.dbPath = join(dir, DB_FILE);
     this.db = db;
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? Date.now;
+    this.staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
     this.writerId = newWriterId();
-    this.journal = new Journal(db, this.writerId);
+    this.journal = new Journal(db, this.writerId, () => this.opTime());
     this.objects = new ArtifactStore(join(dir, OBJECTS_DIR));
+    this.writers = new RunWriters(this);
     this.storeId = readOrCreateStoreId(db);
+    this.#syncStatement = db.prepare(
+      "INSERT INTO meta (key, value) VALUES ('last_sync', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    );
   }
 
   /** Opens (creating and migrating as needed) the store in `options.dir`. */
   static open(options: StoreOptions = {}): Store {
+    validateStoreOptions(options);
     const dir = resolveStoreDir(options.dir);
     const dbPath = join(dir, DB_FILE);
-    const exists = existsSync(dbPath);
-    if (!exists && options.create === false) {
-      throw new StoreError('store_missing', `no tidemark store at ${dir}`, {
-        hint: "Run 'tidemark init' there, or pass --dir / set TIDEMARK_DIR to the store folder.",
-      });
+    const folder = inspectStoreFolder(dir);
+    if (folder.database !== 'present') {
+      if (folder.database === 'missing' && options.create === false) {
+        throw new StoreError('store_missing', `no tidemark store at ${dir}`, {
+          hint: "Run 'tidemark init' there, or pass --dir / set TIDEMARK_DIR to the store folder.",
+        });
+      }
+      if (folder.remnants.length > 0 && options.recreate !== true) {
+        throw new StoreError(
+          'store_database_missing',
+          `${dir} holds ${folder.remnants.join(' and ')} of a store but no ${DB_FILE} with data`,
+          {
+            hint: `Restore ${DB_FILE} from a backup, or move the folder away; pass recreate: true only to start an empty database beside the old files.`,
+          },
+        );
+      }
+      // A WAL left without its database would be replayed into the new, empty one.
+      for (const orphan of folder.orphanLogs) renameSync(orphan, `${orphan}.orphan-${Date.now()}`);
     }
-    if (exists) assertSqliteFile(dbPath);
+    if (folder.database === 'present') {
+      assertSqliteFile(dbPath);
+      assertDatabaseLength(dbPath);
+    }
     mkdirSync(dir, { recursive: true });
 
     const db = openDatabase(dbPath);
     try {
-      migrateStore(db, dbPath, exists);
+      migrateStore(db, dbPath);
       const store = new Store(dir, db, options);
-      store.#markDeadWritersCrashed();
+      store.writers.reapDead();
       return store;
     } catch (error) {
       db.close();
-      throw error;
+      throw toStoreError(error, dbPath);
     }
   }
 
-  /** Runs `fn` in one immediate write transaction. */
+  /** Runs `fn` in one immediate write transaction; SQLite failures become StoreErrors. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (error) {
+      throw toStoreError(error, this.dbPath);
+    }
+  }
+
+  /**
+   * The time to stamp an operation with: the clock, never moving backwards within this
+   * writer. The server orders field writes by it, so a clock that jumps back must not let an
+   * older value win over a newer one (invariant 1, issue 3: a backward clock loses nothing).
+   */
+  opTime(): number {
+    const now = this.clock();
+    if (now > this.#lastOpTime) this.#lastOpTime = now;
+    return this.#lastOpTime;
   }
 
   /**
@@ -99,11 +151,9 @@ export class Store {
   sync(): void {
     this.db.pragma('synchronous = FULL');
     try {
-      this.db
-        .prepare(
-          "INSERT INTO meta (key, value) VALUES ('last_sync', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        )
-        .run(String(this.clock()));
+      this.#syncStatement.run(String(this.clock()));
+    } catch (error) {
+      throw toStoreError(error, this.dbPath);
     } finally {
       this.db.pragma('synchronous = NORMAL');
     }
@@ -116,146 +166,99 @@ export class Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.writers.close();
     await this.objects.close();
     this.db.close();
   }
-
-  /**
-   * A run left "running" by a process of this host that no longer exists was killed: mark it
-   * crashed instead of leaving it running forever.
-   */
-  #markDeadWritersCrashed(): void {
-    const host = hostname();
-    const rows = this.db
-      .prepare("SELECT id, pid FROM runs WHERE state = 'running' AND host = ? AND pid IS NOT NULL")
-      .all(host) as Array<{ id: RunId; pid: number }>;
-    for (const row of rows) {
-      if (row.pid === process.pid || isAlive(row.pid)) continue;
-      const now = this.clock();
-      this.transaction(() => {
-        const changed = this.db
-          .prepare(
-            "UPDATE runs SET state = 'crashed', ended_at = ?, failure = ? WHERE id = ? AND state = 'running'",
-          )
-          .run(now, `writer process ${row.pid} on ${host} died`, row.id);
-        if (changed.changes === 1) {
-          this.journal.append(
-            row.id,
-            'run.state',
-            { state: 'crashed', failure: `writer process ${row.pid} died` },
-            now,
-          );
-        }
-      });
-      this.logger.warn('run_crashed', { run_id: row.id, pid: row.pid });
-    }
-  }
 }
 
-/** Opens the store read-only, for queries that must never change it. */
+/**
+ * Opens the store read-only, for queries that must never change it. A store an older tidemark
+ * wrote is migrated first (one short write), so readers always see the documented views.
+ */
 export function openReadOnly(dir?: string): Database.Database {
-  const dbPath = join(resolveStoreDir(dir), DB_FILE);
-  if (!existsSync(dbPath)) {
-    throw new StoreError('store_missing', `no tidemark store at ${resolveStoreDir(dir)}`, {
+  const resolved = resolveStoreDir(dir);
+  const dbPath = join(resolved, DB_FILE);
+  if (!existsSync(dbPath) || statSync(dbPath).size === 0) {
+    throw new StoreError('store_missing', `no tidemark store at ${resolved}`, {
       hint: "Run 'tidemark init', or pass --dir / set TIDEMARK_DIR to the store folder.",
     });
   }
   assertSqliteFile(dbPath);
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 10000');
-  db.pragma('query_only = ON');
-  return db;
+  assertDatabaseLength(dbPath);
+
+  const db = openReader(dbPath);
+  try {
+    const status = schemaStatus(db);
+    if (status.empty) {
+      throw new StoreError('store_missing', `${dbPath} holds no tidemark tables yet`, {
+        hint: "Run 'tidemark init' there, or open it once with the SDK.",
+      });
+    }
+    assertMigratable(status, dbPath);
+    if (status.applied === status.known) return db;
+  } catch (error) {
+    db.close();
+    throw toStoreError(error, dbPath);
+  }
+
+  db.close();
+  const writer = openDatabase(dbPath);
+  try {
+    migrateStore(writer, dbPath);
+  } catch (error) {
+    throw toStoreError(error, dbPath);
+  } finally {
+    writer.close();
+  }
+  return openReader(dbPath);
+}
+
+function openReader(path: string): Database.Database {
+  try {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 10000');
+    db.pragma('query_only = ON');
+    return db;
+  } catch (error) {
+    throw toStoreError(error, path);
+  }
 }
 
 function openDatabase(path: string): Database.Database {
-  let db: Database.Database;
+  let db: Database.Database | undefined;
   try {
     db = new Database(path);
     db.pragma('busy_timeout = 30000');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
+    return db;
   } catch (error) {
+    db?.close();
+    const mapped = toStoreError(error, path);
+    if (mapped instanceof StoreError) throw mapped;
     throw new StoreError('store_unreadable', `cannot open the store database ${path}`, {
       hint: "Run 'tidemark verify' to see what is wrong; the file was not changed.",
       cause: error,
     });
   }
-  return db;
 }
 
-function migrateStore(db: Database.Database, path: string, existed: boolean): void {
-  if (existed) assertOurs(db, path);
-  try {
-    migrate(drizzle(db), { migrationsFolder: MIGRATIONS_DIR });
-  } catch (error) {
-    throw new StoreError('migration_failed', `could not migrate the store ${path}`, {
-      hint: 'The store was left as it was; report this with the tidemark version you run.',
-      cause: error,
-    });
+const KNOWN_OPTIONS = new Set(['dir', 'create', 'recreate', 'logger', 'clock', 'staleAfterMs']);
+
+function validateStoreOptions(options: StoreOptions): void {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new ValidationError('invalid_option', `Store.open has no option '${key}'`, {
+        hint: `Known options: ${[...KNOWN_OPTIONS].join(', ')}.`,
+      });
+    }
   }
-  db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)").run(STORE_FORMAT);
-}
-
-/**
- * Refuses a database that is not a tidemark store, or that a newer tidemark has migrated
- * past what this version knows: opening it anyway could damage it.
- */
-function assertOurs(db: Database.Database, path: string): void {
-  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{
-    name: string;
-  }>;
-  if (tables.length === 0) return;
-
-  const names = new Set(tables.map((t) => t.name));
-  const format = names.has('meta')
-    ? (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as
-        | { value: string }
-        | undefined)
-    : undefined;
-  if (format?.value !== STORE_FORMAT) {
-    throw new StoreError(
-      'foreign_database',
-      `${path} is a SQLite database but not a tidemark store`,
-      {
-        hint: 'Point --dir or TIDEMARK_DIR at a tidemark store folder; this file was not changed.',
-      },
-    );
-  }
-
-  const newest = db.prepare('SELECT max(created_at) AS at FROM __drizzle_migrations').get() as {
-    at: number | null;
-  };
-  const known = knownMigrationTimes();
-  if (newest.at !== null && newest.at > Math.max(0, ...known)) {
-    throw new StoreError('store_too_new', `${path} was written by a newer tidemark`, {
-      hint: 'Upgrade tidemark to open it; this version left it unchanged.',
-    });
-  }
-}
-
-function knownMigrationTimes(): number[] {
-  const journalPath = join(MIGRATIONS_DIR, 'meta', '_journal.json');
-  const parsed = JSON.parse(readFileSync(journalPath, 'utf8')) as {
-    entries: Array<{ when: number }>;
-  };
-  return parsed.entries.map((entry) => entry.when);
-}
-
-const SQLITE_HEADER = 'SQLite format 3\u0000';
-
-function assertSqliteFile(path: string): void {
-  const fd = openSync(path, 'r');
-  const header = Buffer.alloc(16);
-  let read: number;
-  try {
-    read = readSync(fd, header, 0, 16, 0);
-  } finally {
-    closeSync(fd);
-  }
-  if (read > 0 && header.toString('latin1', 0, read) !== SQLITE_HEADER.slice(0, read)) {
-    throw new StoreError('not_a_store', `${path} is not a SQLite database`, {
-      hint: "Point --dir or TIDEMARK_DIR at a tidemark store folder, or run 'tidemark verify'.",
+  const stale = options.staleAfterMs;
+  if (stale !== undefined && (typeof stale !== 'number' || !(stale > 0))) {
+    throw new ValidationError('invalid_option', 'staleAfterMs must be a positive number', {
+      hint: 'Pass milliseconds, e.g. 300000 for five minutes.',
     });
   }
 }
@@ -264,13 +267,4 @@ function readOrCreateStoreId(db: Database.Database): string {
   db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)").run(randomUUID());
   return (db.prepare("SELECT value FROM meta WHERE key = 'store_id'").get() as { value: string })
     .value;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

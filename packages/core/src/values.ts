@@ -41,7 +41,7 @@ export function encodeField(value: FieldValue, path: string): EncodedField {
     return { type: 'bool', text: value ? 'true' : 'false', num: value ? 1 : 0 };
   }
   if (typeof value === 'string') {
-    return { type: 'string', text: value, num: null };
+    return { type: 'string', text: assertWellFormed(value, path), num: null };
   }
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime())) {
@@ -52,6 +52,7 @@ export function encodeField(value: FieldValue, path: string): EncodedField {
     return { type: 'datetime', text: value.toISOString(), num: value.getTime() };
   }
   if (Array.isArray(value) && value.every((item) => typeof item === 'string')) {
+    for (const item of value as string[]) assertWellFormed(item, path);
     const unique = [...new Set(value as string[])].sort();
     return { type: 'string_set', text: JSON.stringify(unique), num: null };
   }
@@ -59,6 +60,21 @@ export function encodeField(value: FieldValue, path: string): EncodedField {
     hint: 'Fields take numbers, bigints, booleans, strings, Dates, arrays of strings or nested objects of those.',
   });
 }
+
+/**
+ * Returns `text` if it is well-formed UTF-16. A lone surrogate has no UTF-8 spelling: SQLite
+ * would store U+FFFD in its place, so the string would not read back as written (invariant 6).
+ */
+export function assertWellFormed(text: string, path: string): string {
+  if (LONE_SURROGATE.test(text)) {
+    throw new ValidationError('invalid_value', `${path}: the string holds a lone surrogate`, {
+      hint: 'Pass well-formed unicode; text.toWellFormed() replaces lone surrogates with U+FFFD.',
+    });
+  }
+  return text;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function decodeField(type: FieldType, text: string): FieldValue {
   switch (type) {

@@ -25,6 +25,9 @@ import { type OpsEnvelope, validateOp } from './op-validation.js';
 
 type OpResult = OpsResponse['results'][number];
 
+/** Rows per multi-row insert of float points; 64 × 6 parameters stays far below SQLite's cap. */
+const INSERT_BATCH = 64;
+
 /**
  * Applies the ops of one `POST /api/v1/ops` request (docs/protocol.md, Rules).
  *
@@ -38,6 +41,8 @@ export class OpApplier {
   readonly #chunks: ChunkStore;
   readonly #clock: () => number;
   readonly #s: ReturnType<typeof prepare>;
+  /** Series rows met in the current request, by run and path; a wide run names each once. */
+  readonly #seriesRows = new Map<string, { id: number; type: string }>();
 
   constructor(db: Database.Database, chunks: ChunkStore, clock: () => number) {
     this.#db = db;
@@ -65,12 +70,18 @@ export class OpApplier {
           this.#authorize(principal, op);
           return applyOne(op);
         } catch (error) {
+          // The op's savepoint rolled back: series rows it created are gone.
+          this.#seriesRows.clear();
           if (isTidemarkError(error)) return rejected(id, error);
           throw error;
         }
       }),
     );
-    return { results: applyAll.immediate() };
+    try {
+      return { results: applyAll.immediate() };
+    } finally {
+      this.#seriesRows.clear();
+    }
   }
 
   /**
@@ -87,13 +98,37 @@ export class OpApplier {
     if (!canAccess(principal, op.project)) throw forbidden;
 
     const existing = this.#s.runProject.get(op.runId) as string | undefined;
-    if (existing === undefined || existing === op.project) return;
+    if (existing === undefined) {
+      this.#refuseDeleted(principal, op);
+      return;
+    }
+    if (existing === op.project) return;
     if (!canAccess(principal, existing)) throw forbidden;
     throw new ValidationError(
       'project_mismatch',
       `run ${op.runId} belongs to project ${existing}, not ${op.project}`,
       { hint: 'A run keeps the project it was created in.' },
     );
+  }
+
+  /**
+   * An op of a deleted run is refused rather than applied: applying it would recreate the run
+   * from whatever arrives late (protocol: Deleted runs). Only a token that could see the run
+   * learns that it was deleted; any other gets the usual `forbidden`.
+   */
+  #refuseDeleted(principal: Principal, op: Op): void {
+    const project = this.#s.deletedProject.get(op.runId) as string | undefined;
+    if (project === undefined) return;
+    if (!canAccess(principal, project)) {
+      throw new ValidationError(
+        'forbidden',
+        `this token may not write run ${op.runId} in project ${op.project}`,
+        { hint: "Use a token that includes the run's project." },
+      );
+    }
+    throw new ValidationError('run_deleted', `run ${op.runId} was deleted on the server`, {
+      hint: 'Its later operations are not accepted; the client holds the run back (quarantine).',
+    });
   }
 
   #apply(op: Op, hasher: Hasher, complete: Map<string, Manifest>): void {
@@ -159,8 +194,7 @@ export class OpApplier {
 
   #points(op: PointsOp, hasher: Hasher, complete: Map<string, Manifest>): void {
     for (const series of op.series) {
-      this.#s.insertSeries.run(op.runId, series.path, series.type);
-      const row = this.#s.findSeries.get(op.runId, series.path) as { id: number; type: string };
+      const row = this.#seriesRow(op.runId, series.path, series.type);
       if (row.type !== series.type) {
         throw new ValidationError(
           'series_type_mismatch',
@@ -169,15 +203,48 @@ export class OpApplier {
         );
       }
 
+      if (series.type === 'float') {
+        this.#insertFloats(row.id, series.points);
+        continue;
+      }
       for (const [step, ts, value] of series.points) {
-        if (series.type === 'float') {
-          const columns = floatToColumns(fromWireFloat(value as WireFloat));
-          this.#s.insertPoint.run(row.id, step, ts, columns.value, columns.flag, null);
-          continue;
-        }
         if (series.type === 'file')
           this.#requireComplete(op.project, value as Digest, hasher, complete);
         this.#s.insertPoint.run(row.id, step, ts, null, 0, value);
+      }
+    }
+  }
+
+  #seriesRow(runId: string, path: string, type: string): { id: number; type: string } {
+    const key = `${runId}\n${path}`;
+    let row = this.#seriesRows.get(key);
+    if (row === undefined) {
+      this.#s.insertSeries.run(runId, path, type);
+      row = this.#s.findSeries.get(runId, path) as { id: number; type: string };
+      this.#seriesRows.set(key, row);
+    }
+    return row;
+  }
+
+  /**
+   * Float points go in `INSERT_BATCH` rows per statement: one call per row costs more than
+   * SQLite's own work per row, and replay throughput is set by this loop (bench: replay).
+   */
+  #insertFloats(seriesId: number, points: PointsOp['series'][number]['points']): void {
+    const args: Array<number | null> = [];
+    let rows = 0;
+    for (const [step, ts, value] of points) {
+      const columns = floatToColumns(fromWireFloat(value as WireFloat));
+      if (points.length - rows < INSERT_BATCH && args.length === 0) {
+        this.#s.insertPoint.run(seriesId, step, ts, columns.value, columns.flag, null);
+        rows += 1;
+        continue;
+      }
+      args.push(seriesId, step, ts, columns.value, columns.flag, null);
+      if (args.length === INSERT_BATCH * 6) {
+        this.#s.insertPoints.run(args);
+        rows += INSERT_BATCH;
+        args.length = 0;
       }
     }
   }
@@ -248,6 +315,7 @@ function prepare(db: Database.Database) {
       'INSERT OR IGNORE INTO applied_ops (op_id, run_id, store_id, applied_at) VALUES (?, ?, ?, ?)',
     ),
     runProject: db.prepare('SELECT project FROM runs WHERE id = ?').pluck(),
+    deletedProject: db.prepare('SELECT project FROM deleted_runs WHERE id = ?').pluck(),
     insertProject: db.prepare('INSERT OR IGNORE INTO projects (name, created_at) VALUES (?, ?)'),
     ensureRun: db.prepare(
       `INSERT INTO runs (id, project, created_at) VALUES (?, ?, ?)
@@ -279,6 +347,12 @@ function prepare(db: Database.Database) {
     findSeries: db.prepare('SELECT id, type FROM series WHERE run_id = ? AND path = ?'),
     insertPoint: db.prepare(
       'INSERT INTO points (series_id, step, ts, value, flag, text) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    insertPoints: db.prepare(
+      `INSERT INTO points (series_id, step, ts, value, flag, text) VALUES ${Array.from(
+        { length: INSERT_BATCH },
+        () => '(?, ?, ?, ?, ?, ?)',
+      ).join(', ')}`,
     ),
     upsertFile: db.prepare(
       `INSERT INTO files (run_id, path, kind, manifest, size, file_count, at, op_id)

@@ -34,6 +34,14 @@ export function addChunkRoutes(
     return { status: 200, json: answer };
   });
 
+  router.add('POST', '/api/v1/chunks/commit', async ({ req, principal }) => {
+    const body = await readJson(req, limits.maxJsonBodyBytes);
+    const { project, digests } = parseMissingRequest(body, limits.maxDigestsPerRequest);
+    assertProjectAccess(principal, project);
+    const answer: MissingChunksResponse = { missing: await chunks.commit(project, digests) };
+    return { status: 200, json: answer };
+  });
+
   router.add('PUT', '/api/v1/chunks/:digest', async ({ req, url, params, principal }) => {
     const digest = digestParam(params.digest);
     const project = projectParam(url);
@@ -57,7 +65,7 @@ export function addChunkRoutes(
     const bytes = await readBody(req, limits.maxChunkBytes, (piece) => hashing.update(piece));
     if (hashing.digest() !== digest) throw mismatch(digest);
 
-    const stored = chunks.put(project, digest, bytes, clock());
+    const stored = await chunks.put(project, digest, bytes, clock(), await getHasher());
     return { status: stored ? 201 : 200, json: { stored } };
   });
 
@@ -70,7 +78,7 @@ export function addChunkRoutes(
         hint: 'Upload it with PUT /api/v1/chunks/<digest>?project=<project>.',
       });
     }
-    const bytes = chunks.read(digest, await getHasher());
+    const bytes = await chunks.readAsync(digest, await getHasher());
     return { status: 200, bytes, contentType: 'application/octet-stream' };
   });
 }

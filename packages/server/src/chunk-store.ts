@@ -1,5 +1,16 @@
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   ArtifactError,
   type Digest,
@@ -11,10 +22,12 @@ import {
   manifestChunks,
   NotFoundError,
   objectPath,
+  toArtifactWriteError,
   ValidationError,
-  writeFileDurably,
 } from '@tidemark/core';
 import type Database from 'better-sqlite3';
+import { PendingChunks } from './chunk-durability.js';
+import { RequestError } from './errors.js';
 import { CHUNKS_DIR } from './server-schema.js';
 
 const CORRUPT_DIR = 'corrupt-chunks';
@@ -29,13 +42,18 @@ export class ChunkStore {
   readonly dir: string;
   readonly #corruptDir: string;
   readonly #logger: Logger;
+  readonly #db: Database.Database;
+  readonly #storing = new Map<string, Promise<boolean>>();
+  readonly #folders = new Set<string>();
   readonly #hasRow: Database.Statement;
   readonly #insertRow: Database.Statement;
+  readonly #pending: PendingChunks;
 
   constructor(dataDir: string, db: Database.Database, logger: Logger) {
     this.dir = join(dataDir, CHUNKS_DIR);
     this.#corruptDir = join(dataDir, CORRUPT_DIR);
     this.#logger = logger;
+    this.#db = db;
     mkdirSync(this.dir, { recursive: true });
     this.#hasRow = db
       .prepare('SELECT 1 FROM project_chunks WHERE project = ? AND digest = ?')
@@ -43,6 +61,15 @@ export class ChunkStore {
     this.#insertRow = db.prepare(
       'INSERT OR IGNORE INTO project_chunks (project, digest, at) VALUES (?, ?, ?)',
     );
+    this.#pending = new PendingChunks(db, (digest) => this.#path(digest));
+  }
+
+  /**
+   * Settles the chunks a stopped server left unsynced: call once before serving. Those intact
+   * become durable, the others are forgotten so that clients send them again.
+   */
+  recover(hasher: Hasher): { kept: number; dropped: number } {
+    return this.#pending.recover(hasher, this.#logger);
   }
 
   /**
@@ -65,17 +92,111 @@ export class ChunkStore {
 
   /**
    * Stores bytes the caller has already checked against `digest` and records that `project`
-   * holds them. Answers whether the project did not hold them before.
+   * holds them. Answers whether the project did not hold them before. The file is written and
+   * renamed into place but not fsynced: `commit` makes it durable (see chunk-durability.ts).
    *
    * The bytes are written even when another project's copy is already on disk: skipping the
    * write would answer measurably faster and so tell the client that someone else holds this
-   * content (invariant 9).
+   * content (invariant 9). A copy on disk is then compared byte for byte and kept: digests
+   * that agree on different bytes are a collision, refused without touching the stored copy,
+   * so no client can replace content another project relies on (docs/artifacts.md).
    */
-  put(project: string, digest: Digest, bytes: Uint8Array, now: number): boolean {
+  async put(
+    project: string,
+    digest: Digest,
+    bytes: Uint8Array,
+    now: number,
+    hasher: Hasher,
+  ): Promise<boolean> {
+    // A client that lost the answer to an upload may send it again while the first is still
+    // being written; the second waits for the first instead of storing it twice.
+    const key = `${project}\n${digest}`;
+    const earlier = this.#storing.get(key);
+    if (earlier !== undefined && (await earlier.catch(() => false))) return false;
     if (this.holds(project, digest)) return false;
-    writeFileDurably(this.#path(digest), bytes);
-    this.#insertRow.run(project, digest, now);
+
+    const storing = this.#store(project, digest, bytes, now, hasher);
+    this.#storing.set(key, storing);
+    try {
+      return await storing;
+    } finally {
+      if (this.#storing.get(key) === storing) this.#storing.delete(key);
+    }
+  }
+
+  /**
+   * Makes the chunks of `digests` that `project` holds durable before its ops are sent, and
+   * answers those it does not hold (protocol: `POST /api/v1/chunks/commit`).
+   */
+  async commit(project: string, digests: readonly Digest[]): Promise<Digest[]> {
+    const missing = this.missing(project, digests);
+    const absent = new Set(missing);
+    await this.#pending.commit(digests.filter((digest) => !absent.has(digest)));
+    return missing;
+  }
+
+  async #store(
+    project: string,
+    digest: Digest,
+    bytes: Uint8Array,
+    now: number,
+    hasher: Hasher,
+  ): Promise<boolean> {
+    const target = this.#path(digest);
+    const folder = dirname(target);
+    if (!this.#folders.has(folder)) {
+      mkdirSync(folder, { recursive: true });
+      this.#folders.add(folder);
+    }
+    // Plain synchronous calls: a chunk of a few MiB lands in the page cache in well under a
+    // millisecond, less than the thread-pool round trips of the asynchronous ones would cost.
+    const temp = writeTempFileSync(folder, bytes, target);
+
+    let written = false;
+    try {
+      const existing = existsSync(target) ? readFileSync(target) : undefined;
+      if (existing !== undefined && !existing.equals(bytes)) {
+        if (hasher.digest(existing) === digest) throw collision(digest, project, this.#logger);
+        this.#moveAside(digest, target);
+      }
+      // A copy already on disk may be durable and relied on: it is never replaced by one that
+      // is not yet.
+      if (existing === undefined || !existing.equals(bytes)) {
+        renameSync(temp, target);
+        written = true;
+      }
+    } finally {
+      if (!written) rmSync(temp, { force: true });
+    }
+
+    // NORMAL is enough for these rows: the op that relies on them commits later with FULL,
+    // which makes the whole log durable up to that op, these rows included (invariant 3).
+    this.#db.pragma('synchronous = NORMAL');
+    try {
+      this.#db.transaction(() => {
+        if (written) this.#pending.add(digest, now);
+        this.#insertRow.run(project, digest, now);
+      })();
+    } finally {
+      this.#db.pragma('synchronous = FULL');
+    }
     return true;
+  }
+
+  /** `read` without blocking the event loop on the disk. */
+  async readAsync(digest: Digest, hasher: Hasher): Promise<Buffer> {
+    const path = this.#path(digest);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (error) {
+      throw chunkMissing(digest, error);
+    }
+    if (hasher.digest(bytes) !== digest) {
+      this.#moveAside(digest, path);
+      throw chunkCorrupt(digest);
+    }
+    return bytes;
   }
 
   /**
@@ -88,16 +209,11 @@ export class ChunkStore {
     try {
       bytes = readFileSync(path);
     } catch (error) {
-      throw new NotFoundError('chunk_missing', `chunk ${digest} is not on this server`, {
-        hint: 'Sync the run again from a store that holds it.',
-        cause: error,
-      });
+      throw chunkMissing(digest, error);
     }
     if (hasher.digest(bytes) !== digest) {
       this.#moveAside(digest, path);
-      throw new ArtifactError('chunk_corrupt', `chunk ${digest} does not match its digest`, {
-        hint: 'Sync the run again from a store that holds it; the damaged copy was set aside.',
-      });
+      throw chunkCorrupt(digest);
     }
     return bytes;
   }
@@ -118,9 +234,13 @@ export class ChunkStore {
     }
 
     assertSizesAgree(manifest, digest);
-    if (manifestChunks(manifest).some((chunk) => !this.holds(project, chunk))) {
+    const chunks = manifestChunks(manifest);
+    if (chunks.some((chunk) => !this.holds(project, chunk))) {
       throw missingChunks(digest);
     }
+    // A client that did not commit its uploads pays for their fsync here, before the op that
+    // relies on them is applied.
+    this.#pending.commitSync([digest, ...chunks]);
     return manifest;
   }
 
@@ -137,6 +257,49 @@ export class ChunkStore {
       this.#logger.error('chunk_corrupt', { digest, move_failed: String(error) });
     }
   }
+}
+
+/** Writes a temp file beside `target` without fsync; `PendingChunks.commit` syncs it later. */
+function writeTempFileSync(folder: string, bytes: Uint8Array, target: string): string {
+  const temp = join(folder, `.tmp-${randomBytes(8).toString('hex')}`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(temp, 'wx', 0o444);
+    for (let written = 0; written < bytes.length; ) {
+      written += writeSync(fd, bytes, written, bytes.length - written);
+    }
+    closeSync(fd);
+    fd = undefined;
+    return temp;
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(temp, { force: true });
+    throw toArtifactWriteError(error, target);
+  }
+}
+
+function chunkMissing(digest: Digest, cause: unknown): NotFoundError {
+  return new NotFoundError('chunk_missing', `chunk ${digest} is not on this server`, {
+    hint: 'Sync the run again from a store that holds it.',
+    cause,
+  });
+}
+
+function chunkCorrupt(digest: Digest): ArtifactError {
+  return new ArtifactError('chunk_corrupt', `chunk ${digest} does not match its digest`, {
+    hint: 'Sync the run again from a store that holds it; the damaged copy was set aside.',
+  });
+}
+
+/**
+ * Two different byte strings under one 128-bit digest: astronomically unlikely by accident, so
+ * most likely crafted. The stored copy wins and the upload is refused.
+ */
+function collision(digest: Digest, project: string, logger: Logger): RequestError {
+  logger.error('digest_collision', { digest, project });
+  return new RequestError(409, 'digest_collision', `other bytes are stored as chunk ${digest}`, {
+    hint: "The content collides with a stored chunk under tidemark's digest; report this.",
+  });
 }
 
 function assertSizesAgree(manifest: Manifest, digest: Digest): void {

@@ -117,7 +117,7 @@ function streamFile(
   }
 
   async function* pieces(): AsyncGenerator<Uint8Array> {
-    for (const chunk of manifest.chunks) yield chunks.read(chunk, hasher);
+    for (const chunk of manifest.chunks) yield await chunks.readAsync(chunk, hasher);
   }
   return {
     status: 200,

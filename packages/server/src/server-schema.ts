@@ -103,6 +103,21 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (project, digest)
   ) WITHOUT ROWID;
   `,
+  // Tombstones of deleted runs: their late operations are refused with run_deleted.
+  `
+  CREATE TABLE deleted_runs (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    deleted_at REAL NOT NULL
+  ) WITHOUT ROWID;
+  `,
+  // Chunk files written but not yet fsynced; see chunk-durability.ts.
+  `
+  CREATE TABLE pending_chunks (
+    digest TEXT PRIMARY KEY,
+    at REAL NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -23,6 +23,7 @@ import { type Reply, sendReply } from './http-io.js';
 import { resolveLimits, type ServerLimits } from './limits.js';
 import { addOpsRoutes } from './ops-routes.js';
 import { type RequestContext, Router } from './router.js';
+import { addRunDeletion } from './run-deletion.js';
 import { RunQueries } from './run-queries.js';
 import { addRunRoutes } from './run-routes.js';
 import { openServerDatabase } from './server-schema.js';
@@ -79,7 +80,8 @@ export function createServer(options: ServerOptions): TidemarkServer {
   addOpsRoutes(router, new OpApplier(db, chunks, clock), limits);
   addChunkRoutes(router, chunks, limits, clock);
   addRunRoutes(router, new RunQueries(db), chunks, limits);
-  return new HttpTidemarkServer(options.dataDir, db, router, logger);
+  addRunDeletion(router, db, clock);
+  return new HttpTidemarkServer(options.dataDir, db, router, logger, chunks);
 }
 
 class HttpTidemarkServer implements TidemarkServer {
@@ -88,13 +90,21 @@ class HttpTidemarkServer implements TidemarkServer {
   readonly #router: Router;
   readonly #logger: Logger;
   readonly #http: Server;
+  readonly #chunks: ChunkStore;
   #closed: Promise<void> | undefined;
 
-  constructor(dataDir: string, db: Database.Database, router: Router, logger: Logger) {
+  constructor(
+    dataDir: string,
+    db: Database.Database,
+    router: Router,
+    logger: Logger,
+    chunks: ChunkStore,
+  ) {
     this.dataDir = dataDir;
     this.#db = db;
     this.#router = router;
     this.#logger = logger;
+    this.#chunks = chunks;
     this.#http = createHttpServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         this.#logger.error('response_failed', describe(error));
@@ -114,8 +124,10 @@ class HttpTidemarkServer implements TidemarkServer {
       );
     }
 
-    // Compiles the hashing module before the first upload has to wait for it.
-    await getHasher();
+    // Compiles the hashing module before the first upload has to wait for it, and settles the
+    // chunks a stopped server left unsynced before anyone is told what it holds.
+    const recovered = this.#chunks.recover(await getHasher());
+    if (recovered.dropped > 0) this.#logger.warn('pending_chunks_dropped', recovered);
     await new Promise<void>((resolve, reject) => {
       this.#http.once('error', reject);
       this.#http.listen(port, host, () => {

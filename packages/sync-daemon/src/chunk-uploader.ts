@@ -1,4 +1,5 @@
 import {
+  CHUNK_MAX,
   type Digest,
   digestSize,
   isTidemarkError,
@@ -48,6 +49,12 @@ export class ChunkUploader {
   readonly #options: ChunkUploaderOptions;
   readonly #present = new Map<string, Set<Digest>>();
   readonly #manifests = new Map<Digest, Manifest | string>();
+  /**
+   * One body on the wire at a time, while the uploads before it wait for their answers: a
+   * pass killed at any moment has at most one chunk half sent, the only one sent again.
+   */
+  readonly #wire = new WireTurn();
+  readonly #buffers: Buffer[] = [];
 
   constructor(store: Store, remote: RemoteClient, options: ChunkUploaderOptions) {
     this.#store = store;
@@ -112,8 +119,32 @@ export class ChunkUploader {
       const [chunks, lists] = partition(missing, (digest) => !manifests.has(digest));
       await forEachLimit(chunks, concurrency, upload);
       await forEachLimit(lists, concurrency, upload);
+      await this.#commit(project, [...digests.keys()], upload);
     }
     return problems;
+  }
+
+  /**
+   * Asks the server to make every object the ops need durable, those sent in an earlier pass
+   * included, before the ops go out; sends once more any it says it no longer holds.
+   */
+  async #commit(
+    project: string,
+    digests: readonly Digest[],
+    upload: (digest: Digest) => Promise<void>,
+  ): Promise<void> {
+    const commit = this.#remote.commitChunks?.bind(this.#remote);
+    if (commit === undefined) return;
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const lost: Digest[] = [];
+      for (let i = 0; i < digests.length; i += ASK_SLICE) {
+        lost.push(...(await commit(project, digests.slice(i, i + ASK_SLICE))));
+      }
+      if (lost.length === 0 || attempt === 2) return;
+      const present = this.#present.get(project);
+      for (const digest of lost) present?.delete(digest);
+      await forEachLimit(lost, this.#options.concurrency, upload);
+    }
   }
 
   async #readManifest(digest: Digest): Promise<Manifest | string> {
@@ -161,18 +192,30 @@ export class ChunkUploader {
 
   /** Sends one object; answers why it cannot be sent, or undefined once the server holds it. */
   async #upload(project: string, digest: Digest): Promise<string | undefined> {
+    // Reused buffers: a pass reads gigabytes a chunk at a time, and fresh ones would keep the
+    // garbage collector busier than the upload.
+    const buffer = this.#buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK_MAX);
+    try {
+      return await this.#uploadWith(project, digest, buffer);
+    } finally {
+      this.#buffers.push(buffer);
+    }
+  }
+
+  async #uploadWith(project: string, digest: Digest, buffer: Buffer): Promise<string | undefined> {
     let bytes: Buffer;
     try {
-      // Invariant 4: read() checks the bytes against the digest, so damage is never uploaded.
-      bytes = await this.#store.objects.read(digest);
+      // Invariant 4: the read checks the bytes against the digest, so damage is never uploaded.
+      bytes = await this.#store.objects.readInto(digest, buffer);
     } catch (error) {
       return localProblem(error, digest);
     }
 
     // The bytes were verified on read, so a mismatch happened on the way: one more try.
     for (let attempt = 1; ; attempt += 1) {
+      const sent = await this.#wire.acquire();
       try {
-        await this.#remote.putChunk(project, digest, bytes);
+        await this.#remote.putChunk(project, digest, bytes, { onBodySent: sent });
         break;
       } catch (error) {
         if (isForbidden(error)) return forbidden(project);
@@ -185,6 +228,8 @@ export class ChunkUploader {
         });
         const code = error.serverCode === undefined ? '' : ` ${error.serverCode}`;
         return `object ${digest} refused by the server (${error.status ?? '?'}${code})`;
+      } finally {
+        sent();
       }
     }
 
@@ -215,6 +260,27 @@ function isForbidden(error: unknown): boolean {
 
 function forbidden(project: string): string {
   return `the token has no access to project ${project} (403)`;
+}
+
+/** A turn to put bytes on the wire; `acquire` resolves with the function that ends it. */
+class WireTurn {
+  #tail: Promise<void> = Promise.resolve();
+
+  async acquire(): Promise<() => void> {
+    let end: () => void = () => {};
+    const turn = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    const before = this.#tail;
+    this.#tail = before.then(() => turn);
+    await before;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      end();
+    };
+  }
 }
 
 function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {

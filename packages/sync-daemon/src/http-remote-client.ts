@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import {
   type Digest,
   getHasher,
@@ -10,9 +11,11 @@ import {
   ValidationError,
 } from '@tidemark/core';
 import got, { type Got, HTTPError, RequestError, TimeoutError } from 'got';
+import { PACE_SLICE, type RateLimiter } from './rate-limiter.js';
 import type {
   HealthAnswer,
   ListRunsOptions,
+  PutChunkOptions,
   RemoteClient,
   RemoteSeries,
   WhoAmI,
@@ -51,6 +54,8 @@ export interface HttpRemoteOptions {
   logger?: Logger;
   /** Milliseconds since the epoch, for reading Retry-After dates; injectable for tests. */
   clock?: () => number;
+  /** Paces every request body (ops and uploads) through this bucket (`--max-rate`). */
+  rateLimiter?: RateLimiter;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -61,6 +66,7 @@ const KNOWN_OPTIONS = new Set([
   'maxRetryDelayMs',
   'logger',
   'clock',
+  'rateLimiter',
 ]);
 
 const TIMEOUT_NAMES = new Set(['connectMs', 'responseMs', 'requestMs']);
@@ -75,6 +81,8 @@ interface CallOptions {
   bytes?: Uint8Array;
   /** `GET /api/v1/health` is the one call made without the token. */
   anonymous?: boolean;
+  /** Called once the whole request body has been handed to the socket. */
+  onBodySent?: () => void;
 }
 
 /**
@@ -93,6 +101,7 @@ export class HttpRemoteClient implements RemoteClient {
   readonly #got: Got;
   readonly #logger: Logger;
   readonly #clock: () => number;
+  readonly #limiter: RateLimiter | undefined;
 
   constructor(options: HttpRemoteOptions) {
     validateOptions(options);
@@ -101,6 +110,7 @@ export class HttpRemoteClient implements RemoteClient {
     this.#token = options.token;
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? Date.now;
+    this.#limiter = options.rateLimiter;
 
     const timeouts = options.timeouts ?? {};
     const connect = timeouts.connectMs ?? 10_000;
@@ -153,12 +163,28 @@ export class HttpRemoteClient implements RemoteClient {
     return checkMissing(digests, parseJson(body, endpoint), endpoint);
   }
 
-  async putChunk(project: string, digest: Digest, bytes: Uint8Array): Promise<{ stored: boolean }> {
+  async putChunk(
+    project: string,
+    digest: Digest,
+    bytes: Uint8Array,
+    options: PutChunkOptions = {},
+  ): Promise<{ stored: boolean }> {
     const path = `api/v1/chunks/${encodeURIComponent(digest)}`;
-    const { status, body } = await this.#send('PUT', path, { searchParams: { project }, bytes });
+    const { status, body } = await this.#send('PUT', path, {
+      searchParams: { project },
+      bytes,
+      ...(options.onBodySent === undefined ? {} : { onBodySent: options.onBodySent }),
+    });
     const answer = body.length === 0 ? undefined : parseJson(body, this.#endpoint('PUT', path));
     if (isObject(answer) && typeof answer.stored === 'boolean') return { stored: answer.stored };
     return { stored: status === 201 };
+  }
+
+  async commitChunks(project: string, digests: readonly Digest[]): Promise<Digest[]> {
+    if (digests.length === 0) return [];
+    const endpoint = this.#endpoint('POST', 'api/v1/chunks/commit');
+    const body = await this.#call('POST', 'api/v1/chunks/commit', { json: { project, digests } });
+    return checkMissing(digests, parseJson(body, endpoint), endpoint);
   }
 
   async getChunk(project: string, digest: Digest): Promise<Buffer> {
@@ -213,18 +239,25 @@ export class HttpRemoteClient implements RemoteClient {
       headers.authorization = `Bearer ${this.#token}`;
     }
     if (options.bytes !== undefined) headers['content-type'] = 'application/octet-stream';
+    const payload = this.#payload(options, headers);
 
     let status: number;
     let body: Buffer;
     try {
-      const response = await this.#got(path, {
+      const pending = this.#got(path, {
         method,
         headers,
         responseType: 'buffer',
         ...(options.searchParams === undefined ? {} : { searchParams: options.searchParams }),
-        ...(options.json === undefined ? {} : { json: options.json }),
-        ...(options.bytes === undefined ? {} : { body: Buffer.from(options.bytes) }),
+        ...payload,
       });
+      const { onBodySent } = options;
+      if (onBodySent !== undefined) {
+        pending.on('uploadProgress', (progress) => {
+          if (progress.percent === 1) onBodySent();
+        });
+      }
+      const response = await pending;
       status = response.statusCode;
       body = response.body;
     } catch (error) {
@@ -242,6 +275,32 @@ export class HttpRemoteClient implements RemoteClient {
       throw RemoteError.protocol(endpoint, `answered ${status}; redirects are not followed`);
     }
     return { status, body };
+  }
+
+  /**
+   * The body options of a call. With a rate limit the body is fed to the socket in slices, each
+   * after the bucket allows it, so the limit holds on the wire and not only per request.
+   */
+  #payload(
+    options: CallOptions,
+    headers: Record<string, string>,
+  ): { json?: unknown; body?: Buffer | Readable } {
+    if (this.#limiter === undefined) {
+      if (options.json !== undefined) return { json: options.json };
+      return options.bytes === undefined ? {} : { body: viewOf(options.bytes) };
+    }
+
+    let bytes: Buffer;
+    if (options.json !== undefined) {
+      bytes = Buffer.from(JSON.stringify(options.json), 'utf8');
+      headers['content-type'] = 'application/json';
+    } else if (options.bytes !== undefined) {
+      bytes = viewOf(options.bytes);
+    } else {
+      return {};
+    }
+    headers['content-length'] = String(bytes.length);
+    return { body: Readable.from(paced(bytes, this.#limiter), { objectMode: false }) };
   }
 
   /**
@@ -278,6 +337,21 @@ export class HttpRemoteClient implements RemoteClient {
   #endpoint(method: Method, path: string): string {
     return `${method} ${this.#basePath}/${path}`;
   }
+}
+
+async function* paced(bytes: Buffer, limiter: RateLimiter): AsyncGenerator<Buffer> {
+  for (let offset = 0; offset < bytes.length; offset += PACE_SLICE) {
+    const slice = bytes.subarray(offset, offset + PACE_SLICE);
+    await limiter.take(slice.length);
+    yield slice;
+  }
+}
+
+/** The bytes as a Buffer without copying them: a chunk can be megabytes. */
+function viewOf(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function parseJson(body: Buffer, endpoint: string): unknown {

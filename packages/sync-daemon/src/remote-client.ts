@@ -32,6 +32,14 @@ export interface ListRunsOptions {
   limit?: number;
 }
 
+export interface PutChunkOptions {
+  /**
+   * Called once the whole body has left for the server. From then on a crash of this process
+   * no longer costs the chunk: the kernel still delivers what it was handed.
+   */
+  onBodySent?: () => void;
+}
+
 /** The remote calls a client may make; `docs/protocol.md` is the contract, one method per row. */
 export type RemoteMethod =
   | 'health'
@@ -69,7 +77,19 @@ export interface RemoteClient {
   missingChunks(project: string, digests: readonly Digest[]): Promise<Digest[]>;
 
   /** Uploads one chunk or manifest; the server re-hashes it and refuses a mismatch. */
-  putChunk(project: string, digest: Digest, bytes: Uint8Array): Promise<{ stored: boolean }>;
+  putChunk(
+    project: string,
+    digest: Digest,
+    bytes: Uint8Array,
+    options?: PutChunkOptions,
+  ): Promise<{ stored: boolean }>;
+
+  /**
+   * Makes the uploaded chunks among `digests` durable on the server and answers those the
+   * project does not hold. Optional: a server applies no op before its chunks are durable, so
+   * a client without it is only slower (protocol: `POST /api/v1/chunks/commit`).
+   */
+  commitChunks?(project: string, digests: readonly Digest[]): Promise<Digest[]>;
 
   /** Downloads one object the project holds; the bytes are checked against `digest`. */
   getChunk(project: string, digest: Digest): Promise<Buffer>;

@@ -94,7 +94,7 @@ const KNOWN_OPTIONS = new Set([
  * ops refer to first, and moves the cursor after each answered request (invariant 3).
  *
  * The pass reads up to the journal's last entry at its start; entries written meanwhile are
- * left for the next pass (`pending` counts them). With nothing new it makes no request at all.
+ * left for the next pass (`pending` counts them). With nothing new it makes one small request.
  * It never retries a failed call: an unreachable server or a 5xx throws a retryable
  * RemoteError, an auth failure a non-retryable one, and the cursor stays at the last request
  * the server answered. It keeps no state between calls; a scheduler calls it again.
@@ -190,13 +190,17 @@ export async function syncOnce(
     counts.requests += 1;
   }
 
-  let after = start;
+  const readPage = (after: Seq): JournalEntry[] =>
+    after >= end ? [] : store.journal.readAfter(after, limits).filter((entry) => entry.seq <= end);
   let donePages = 0;
   try {
-    while (after < end) {
-      const page = store.journal.readAfter(after, limits).filter((entry) => entry.seq <= end);
-      const last = page.at(-1);
-      if (last === undefined) break;
+    let page = readPage(start);
+    while (page.length > 0) {
+      const last = page.at(-1) as JournalEntry;
+      // The next page is read while this one's requests are with the server, so reading the
+      // journal and applying on the server overlap. It is only read ahead: nothing about it is
+      // sent or confirmed before this page is done, so order and the cursor rule are unchanged.
+      const ahead = readAhead(() => readPage(last.seq));
 
       const toSend: JournalEntry[] = [];
       for (const entry of page) {
@@ -240,10 +244,10 @@ export async function syncOnce(
       }
 
       confirm(last.seq);
-      after = last.seq;
       donePages += page.length;
       progress.opsDone = donePages;
       emitProgress();
+      page = await ahead;
     }
   } catch (error) {
     logger.warn('sync_failed', {
@@ -281,6 +285,22 @@ export async function syncOnce(
     ms: Math.round(performance.now() - started),
   });
   return result;
+}
+
+/** Runs `read` once the current requests are on their way (after I/O), not before. */
+function readAhead<T>(read: () => T): Promise<T> {
+  const ahead = new Promise<T>((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        resolve(read());
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+  // A pass that fails first never awaits it; its failure must not surface as unhandled.
+  ahead.catch(() => {});
+  return ahead;
 }
 
 function validateOptions(options: SyncOptions): void {

@@ -1,5 +1,13 @@
 import { isTidemarkError, Store } from '@tidemark/core';
-import { type SyncProgress, type SyncReport, syncOnce } from '@tidemark/sync-daemon';
+import {
+  opsRequestBytesFor,
+  parseRate,
+  RateLimiter,
+  requestTimeoutFor,
+  type SyncProgress,
+  type SyncReport,
+  syncOnce,
+} from '@tidemark/sync-daemon';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { action, type CommonOptions, withCommonOptions } from '../command-kit.js';
@@ -9,20 +17,42 @@ import { type RemoteOptions, remoteOptions, resolveRemote } from '../remote-opti
 
 interface SyncOptions extends CommonOptions, RemoteOptions {
   only?: string;
+  maxRate?: string;
 }
+
+/** How often a sync without a terminal logs a `sync_progress` line. */
+const LOG_EVERY_MS = 5_000;
 
 export function registerSync(program: Command): void {
   remoteOptions(withCommonOptions(program.command('sync')))
     .description('send every operation the server has not confirmed, then the chunks it lacks')
     .option('--only <project>', 'sync only this project')
+    .option('--max-rate <rate>', "cap upload bandwidth, e.g. '2MB/s'")
+    .addHelpText(
+      'after',
+      '\nExit code 7 means some runs were quarantined: the server refused them, or their local\n' +
+        "data is damaged; every other run was synced. 'tidemark daemon status' lists them.",
+    )
     .action(
       action('sync', async (output, options: SyncOptions) => {
-        const remote = resolveRemote(options);
+        const rate = options.maxRate === undefined ? undefined : parseRate(options.maxRate);
+        const remote = resolveRemote(
+          options,
+          rate === undefined
+            ? {}
+            : {
+                rateLimiter: new RateLimiter({ bytesPerSecond: rate }),
+                timeouts: { requestMs: requestTimeoutFor(rate, 300_000) },
+              },
+        );
         const store = Store.open({ dir: options.dir, create: false });
         const progress = createProgress(output);
         try {
           const report = await syncOnce(store, remote.client, {
             ...(options.only === undefined ? {} : { only: options.only }),
+            ...(rate === undefined
+              ? {}
+              : { limits: { maxRequestBytes: opsRequestBytesFor(rate) } }),
             onProgress: progress.update,
           });
           progress.stop();
@@ -57,26 +87,72 @@ function describeReport(report: SyncReport, url: string): string {
   return lines.join('\n');
 }
 
-/** A bar on stderr when it is a terminal; otherwise nothing (logs carry progress). */
-function createProgress(output: Output): { update: (p: SyncProgress) => void; stop: () => void } {
-  if (output.json || process.stderr.isTTY !== true) return { update: () => {}, stop: () => {} };
+interface ProgressView {
+  update: (progress: SyncProgress) => void;
+  stop: () => void;
+}
+
+/**
+ * A bar on stderr when it is a terminal: operations, bytes, rate and ETA. Otherwise (a pipe, a
+ * log file, CI) a `sync_progress` line every few seconds, so a long sync still shows it moves.
+ */
+function createProgress(output: Output): ProgressView {
+  const started = performance.now();
+  const rates = (p: SyncProgress) => {
+    const seconds = Math.max((performance.now() - started) / 1000, 0.001);
+    return { opsPerSecond: p.opsDone / seconds, bytesPerSecond: p.bytesDone / seconds };
+  };
+
+  if (process.stderr.isTTY !== true) {
+    let last = started;
+    return {
+      update(p) {
+        const now = performance.now();
+        if (now - last < LOG_EVERY_MS) return;
+        last = now;
+        const { opsPerSecond, bytesPerSecond } = rates(p);
+        const left = p.opsTotal - p.opsDone;
+        output.log('sync_progress', {
+          ops_done: p.opsDone,
+          ops_total: p.opsTotal,
+          bytes_done: p.bytesDone,
+          bytes_total: p.bytesTotal,
+          ops_per_s: Math.round(opsPerSecond),
+          bytes_per_s: Math.round(bytesPerSecond),
+          eta_s: opsPerSecond > 0 ? Math.round(left / opsPerSecond) : null,
+        });
+      },
+      stop() {},
+    };
+  }
+
   const bar = new SingleBar({
     stream: process.stderr,
-    format: 'sync [{bar}] {value}/{total} ops | {bytes} | {eta_formatted}',
+    format: 'sync [{bar}] {value}/{total} ops | {bytes} | {rate} | ETA {eta_formatted}',
     hideCursor: true,
+    etaBuffer: 50,
   });
-  let started = false;
+  let shown = false;
   return {
     update(p) {
-      if (!started) {
-        bar.start(p.opsTotal, 0, { bytes: '0 B' });
-        started = true;
+      const { opsPerSecond, bytesPerSecond } = rates(p);
+      const payload = {
+        bytes: `objects ${mebibytes(p.bytesDone)}/${mebibytes(p.bytesTotal)} MiB`,
+        rate: `${Math.round(opsPerSecond)} ops/s, ${mebibytes(bytesPerSecond)} MiB/s`,
+      };
+      if (!shown) {
+        bar.start(p.opsTotal, 0, payload);
+        shown = true;
       }
       bar.setTotal(p.opsTotal);
-      bar.update(p.opsDone, { bytes: `${(p.bytesDone / 1048576).toFixed(1)} MiB` });
+      bar.update(p.opsDone, payload);
     },
     stop() {
-      if (started) bar.stop();
+      if (shown) bar.stop();
     },
   };
+}
+
+function mebibytes(bytes: number): string {
+  return (bytes / 1048576).toFixed(1);
 }

@@ -1,0 +1,197 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initRun } from '@tidemark/core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseEnvelope, type RunningServer, runCli, startServer } from '../cli-harness.js';
+
+const temp = (prefix: string): string => mkdtempSync(join(tmpdir(), prefix));
+
+interface StatusData {
+  running: boolean;
+  pid: number | null;
+  state: {
+    phase: string;
+    lastSuccessAt: number | null;
+    lastError: { code: string; hint: string | null } | null;
+  } | null;
+  pending: {
+    ops: number;
+    runs: Array<{ runId: string; ops: number; points: number }>;
+    quarantined: Array<{ runId: string; reason: string }>;
+  } | null;
+}
+
+const started = new Set<number>();
+
+/** Ends, by pid, any daemon a test started and did not stop. */
+afterEach(() => {
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone: the test stopped it.
+    }
+  }
+  started.clear();
+});
+
+async function recordPoints(dir: string, project: string, count: number): Promise<string> {
+  const run = await initRun({ project, dir, captureContext: false, handleExit: false });
+  for (let step = 0; step < count; step++) run.log('m', step, { step });
+  await run.stop();
+  return run.id;
+}
+
+async function status(dir: string): Promise<StatusData> {
+  const result = await runCli(['daemon', 'status', '--dir', dir, '--json']);
+  expect(result.code, result.stderr).toBe(0);
+  return parseEnvelope<StatusData>(result.stdout).data;
+}
+
+/** Polls `daemon status` until `check` holds; the daemon announces nothing else to a shell. */
+async function statusUntil(dir: string, check: (s: StatusData) => boolean): Promise<StatusData> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const current = await status(dir);
+    if (check(current)) return current;
+    if (Date.now() > deadline) throw new Error(`status never matched: ${JSON.stringify(current)}`);
+  }
+}
+
+describe('tidemark daemon', () => {
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    server = await startServer(temp('tidemark-server-'));
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('starts detached, refuses a second instance, syncs new runs soon, reports status, stops', async () => {
+    const dir = join(temp('tidemark-daemon-'), '.tidemark');
+    await recordPoints(dir, 'team/a', 5);
+    const env = { TIDEMARK_API_TOKEN: server.token, TIDEMARK_REMOTE: server.url };
+
+    const start = await runCli(
+      ['daemon', 'start', '--dir', dir, '--debounce-ms', '100', '--json'],
+      env,
+    );
+    expect(start.code, start.stderr).toBe(0);
+    const { pid } = parseEnvelope<{ pid: number }>(start.stdout).data;
+    started.add(pid);
+
+    const again = await runCli(['daemon', 'start', '--dir', dir], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already runs/);
+
+    await statusUntil(dir, (s) => s.pending?.ops === 0 && s.state?.lastSuccessAt !== null);
+    const later = await recordPoints(dir, 'team/a', 7);
+    const synced = await statusUntil(dir, (s) => s.pending?.ops === 0 && s.state?.phase === 'idle');
+    expect(synced).toMatchObject({ running: true, pid, state: { lastError: null } });
+    const remote = await fetch(`${server.url}/api/v1/runs/${later}/series?path=m`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
+    expect(((await remote.json()) as { points: unknown[] }).points).toHaveLength(7);
+
+    const stop = await runCli(['daemon', 'stop', '--dir', dir]);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(stop.stdout).toMatch(`pid ${pid}`);
+    expect(await status(dir)).toMatchObject({ running: false, pid: null });
+    const log = readFileSync(join(dir, 'daemon.log'), 'utf8');
+    expect(log).toMatch(/"event":"daemon_started"/);
+    expect(log).toMatch(/"event":"daemon_stopped"/);
+    expect(log).not.toContain(server.token);
+  });
+
+  it('refuses a wrong setting at start with the setting named, leaving nothing running', async () => {
+    const dir = join(temp('tidemark-daemon-'), '.tidemark');
+    await recordPoints(dir, 'team/a', 1);
+    const env = { TIDEMARK_API_TOKEN: server.token, TIDEMARK_REMOTE: server.url };
+
+    const rate = await runCli(['daemon', 'start', '--dir', dir, '--max-rate', '2XB/s'], env);
+    expect(rate.code).toBe(2);
+    expect(rate.stderr).toMatch(/--max-rate: '2XB\/s' is not a rate/);
+
+    writeFileSync(join(dir, 'daemon.json'), JSON.stringify({ shedule: '*/5 * * * *' }));
+    const typo = await runCli(['daemon', 'run', '--dir', dir], env);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/shedule/);
+    expect(typo.stderr).toMatch(/Did you mean 'schedule'/);
+
+    writeFileSync(join(dir, 'daemon.json'), '{}');
+    const token = await runCli(['daemon', 'start', '--dir', dir], {
+      TIDEMARK_REMOTE: server.url,
+      TIDEMARK_API_TOKEN: '',
+    });
+    expect(token.code).toBe(2);
+    expect(token.stderr).toMatch(/no API token/);
+    expect((await status(dir)).running).toBe(false);
+  });
+
+  it('reports a refused token once, as the last error with a hint, and keeps the data', async () => {
+    const dir = join(temp('tidemark-daemon-'), '.tidemark');
+    await recordPoints(dir, 'team/a', 3);
+
+    const start = await runCli(
+      ['daemon', 'start', '--dir', dir, '--remote', server.url, '--json'],
+      {
+        TIDEMARK_API_TOKEN: 'tdm_000000000000_wrong',
+      },
+    );
+    expect(start.code, start.stderr).toBe(0);
+    started.add(parseEnvelope<{ pid: number }>(start.stdout).data.pid);
+
+    const failing = await statusUntil(
+      dir,
+      (s) => s.state?.lastError !== null && s.state?.lastError !== undefined,
+    );
+    expect(failing.state?.lastError).toMatchObject({
+      code: 'auth_failed',
+      hint: expect.stringMatching(/TIDEMARK_API_TOKEN/),
+    });
+    expect(failing.pending?.ops).toBeGreaterThan(0);
+    const human = await runCli(['daemon', 'status', '--dir', dir]);
+    expect(human.stdout).toMatch(/last error: {2}auth_failed/);
+    expect(human.stdout).toMatch(/next try/);
+    const log = readFileSync(join(dir, 'daemon.log'), 'utf8');
+    expect(log.match(/sync_errors_started/g)).toHaveLength(1);
+
+    expect((await runCli(['daemon', 'stop', '--dir', dir])).code).toBe(0);
+  });
+
+  it('quarantines a run the server refuses: sync exits 7, status names it, the rest syncs', async () => {
+    const dir = join(temp('tidemark-daemon-'), '.tidemark');
+    const allowed = await recordPoints(dir, 'team/a', 4);
+    const refused = await recordPoints(dir, 'team/b', 4);
+    const limited = await runCli([
+      'token',
+      'create',
+      '--data',
+      server.dataDir,
+      '--project',
+      'team/a',
+      '--json',
+    ]);
+    const token = parseEnvelope<{ token: string }>(limited.stdout).data.token;
+
+    const sync = await runCli(['sync', '--dir', dir, '--remote', server.url], {
+      TIDEMARK_API_TOKEN: token,
+    });
+
+    expect(sync.code).toBe(7);
+    expect(sync.stdout).toMatch(`quarantined run ${refused}`);
+    const view = await runCli(['daemon', 'status', '--dir', dir, '--remote', server.url, '--json']);
+    const data = parseEnvelope<StatusData>(view.stdout).data;
+    expect(data.pending?.quarantined).toEqual([
+      expect.objectContaining({ runId: refused, reason: expect.stringMatching(/forbidden/) }),
+    ]);
+    expect(data.pending?.ops).toBe(0);
+    const remote = await fetch(`${server.url}/api/v1/runs/${allowed}/series?path=m`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
+    expect(((await remote.json()) as { points: unknown[] }).points).toHaveLength(4);
+  });
+});
