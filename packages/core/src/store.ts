@@ -135,7 +135,7 @@ export class Store {
   /**
    * The time to stamp an operation with: the clock, never moving backwards within this
    * writer. The server orders field writes by it, so a clock that jumps back must not let an
-   * older value win over a newer one (invariant 1, issue 3: a backward clock loses nothing).
+   * older value win over a newer one (issue 3, point 4: a backward clock loses nothing).
    */
   opTime(): number {
     const now = this.clock();
