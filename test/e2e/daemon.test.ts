@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initRun } from '@tidemark/core';
+import { type Digest, getRun, initRun, objectPath, openReadOnly } from '@tidemark/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvelope, type RunningServer, runCli, startServer } from '../cli-harness.js';
 
@@ -61,9 +61,11 @@ async function statusUntil(dir: string, check: (s: StatusData) => boolean): Prom
 
 describe('tidemark daemon', () => {
   let server: RunningServer;
+  let auth: Record<string, string> = {};
 
   beforeAll(async () => {
     server = await startServer(temp('tidemark-server-'));
+    auth = { TIDEMARK_API_TOKEN: server.token };
   });
 
   afterAll(async () => {
@@ -162,36 +164,87 @@ describe('tidemark daemon', () => {
     expect((await runCli(['daemon', 'stop', '--dir', dir])).code).toBe(0);
   });
 
-  it('quarantines a run the server refuses: sync exits 7, status names it, the rest syncs', async () => {
+  it('stops with exit 5 for a token without access to a project, quarantining nothing; the right token then sends it', async () => {
     const dir = join(temp('tidemark-daemon-'), '.tidemark');
-    const allowed = await recordPoints(dir, 'team/a', 4);
-    const refused = await recordPoints(dir, 'team/b', 4);
+    const allowed = await recordPoints(dir, 'other', 4);
+    const denied = await recordPoints(dir, 'team/a', 4);
     const limited = await runCli([
       'token',
       'create',
       '--data',
       server.dataDir,
       '--project',
-      'team/a',
+      'other',
       '--json',
     ]);
     const token = parseEnvelope<{ token: string }>(limited.stdout).data.token;
 
-    const sync = await runCli(['sync', '--dir', dir, '--remote', server.url], {
+    const refused = await runCli(['sync', '--dir', dir, '--remote', server.url], {
       TIDEMARK_API_TOKEN: token,
     });
 
-    expect(sync.code).toBe(7);
-    expect(sync.stdout).toMatch(`quarantined run ${refused}`);
+    expect(refused.code, refused.stderr).toBe(5);
+    expect(refused.stderr).toMatch(/team\/a/);
+    expect(refused.stderr).toMatch(/--only/);
     const view = await runCli(['daemon', 'status', '--dir', dir, '--remote', server.url, '--json']);
-    const data = parseEnvelope<StatusData>(view.stdout).data;
-    expect(data.pending?.quarantined).toEqual([
-      expect.objectContaining({ runId: refused, reason: expect.stringMatching(/forbidden/) }),
-    ]);
-    expect(data.pending?.ops).toBe(0);
-    const remote = await fetch(`${server.url}/api/v1/runs/${allowed}/series?path=m`, {
+    expect(parseEnvelope<StatusData>(view.stdout).data.pending?.quarantined).toEqual([]);
+
+    const fixed = await runCli(['sync', '--dir', dir, '--remote', server.url], auth);
+
+    expect(fixed.code, fixed.stderr).toBe(0);
+    for (const runId of [allowed, denied]) {
+      const remote = await fetch(`${server.url}/api/v1/runs/${runId}/series?path=m`, {
+        headers: { authorization: `Bearer ${server.token}` },
+      });
+      expect(((await remote.json()) as { points: unknown[] }).points).toHaveLength(4);
+    }
+  });
+
+  it('keeps reporting a quarantined run with exit 7 until --retry-run releases it and sends it whole', async () => {
+    const dir = join(temp('tidemark-daemon-'), '.tidemark');
+    const kept = await recordPoints(dir, 'team/a', 3);
+    const run = await initRun({ project: 'team/a', dir, captureContext: false, handleExit: false });
+    run.log('m', 1, { step: 0 });
+    const artifact = join(temp('tidemark-artifact-'), 'model.bin');
+    writeFileSync(artifact, 'weights');
+    await run.upload('model', artifact);
+    await run.stop();
+    const db = openReadOnly(dir);
+    const manifest = getRun(db, run.id).files[0]?.manifest as Digest;
+    db.close();
+    const object = objectPath(join(dir, 'objects'), manifest);
+    const saved = join(temp('tidemark-saved-'), 'manifest');
+    copyFileSync(object, saved);
+    rmSync(object, { force: true });
+
+    const first = await runCli(['sync', '--dir', dir, '--remote', server.url], auth);
+    const again = await runCli(['sync', '--dir', dir, '--remote', server.url], auth);
+
+    expect(first.code, first.stderr).toBe(7);
+    expect(first.stdout).toMatch(`quarantined run ${run.id}: object_missing`);
+    expect(first.stdout).toMatch(`--retry-run ${run.id}`);
+    expect(again.code, again.stderr).toBe(7);
+    expect(again.stdout).toMatch(`still quarantined run ${run.id}`);
+    const status = await runCli(['daemon', 'status', '--dir', dir, '--remote', server.url]);
+    expect(status.stdout).toMatch(/--retry-quarantined/);
+    const series = await fetch(`${server.url}/api/v1/runs/${kept}/series?path=m`, {
       headers: { authorization: `Bearer ${server.token}` },
     });
-    expect(((await remote.json()) as { points: unknown[] }).points).toHaveLength(4);
+    expect(((await series.json()) as { points: unknown[] }).points).toHaveLength(3);
+
+    copyFileSync(saved, object);
+    const released = await runCli(
+      ['sync', '--dir', dir, '--remote', server.url, '--retry-run', run.id],
+      auth,
+    );
+
+    expect(released.code, released.stderr).toBe(0);
+    expect(released.stdout).toMatch(`released run ${run.id}`);
+    const remote = await fetch(`${server.url}/api/v1/runs/${run.id}`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
+    expect(((await remote.json()) as { files: unknown[] }).files).toHaveLength(1);
+    const view = await runCli(['daemon', 'status', '--dir', dir, '--remote', server.url, '--json']);
+    expect(parseEnvelope<StatusData>(view.stdout).data.pending?.quarantined).toEqual([]);
   });
 });

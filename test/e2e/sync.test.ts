@@ -170,7 +170,8 @@ describe('a run recorded offline, synced to a real server process', () => {
       TIDEMARK_API_TOKEN: 'x',
     });
     expect(result.code).toBe(4);
-    expect(result.stderr).toMatch(/retry/i);
+    expect(result.stderr).toMatch(/nothing was lost; run `tidemark sync` again later/);
+    expect(result.stderr).toMatch(/tidemark daemon start/);
     const db = openReadOnly(dir);
     expect(readSeries(db, run.id, 'm')).toHaveLength(1);
     db.close();

@@ -27,6 +27,8 @@ export interface DaemonStatusView {
   pending: PendingReport | null;
   /** Why the settings could not be read, when no running daemon names the remote. */
   configError: string | null;
+  /** The command that releases the quarantined runs, when there are any; the daemon never does. */
+  releaseCommand: string | null;
 }
 
 export function registerDaemonStatus(daemon: Command): void {
@@ -85,6 +87,10 @@ function readStatus(flags: StatusFlags): DaemonStatusView {
     state,
     pending,
     configError,
+    releaseCommand:
+      remote !== null && (pending?.quarantined.length ?? 0) > 0
+        ? `tidemark sync --remote ${remote} --retry-quarantined`
+        : null,
   };
 }
 
@@ -144,6 +150,12 @@ function describe(view: DaemonStatusView): string {
     }
     for (const held of pending.quarantined) {
       lines.push(`quarantined: run ${held.runId} since ${formatTime(held.at)}: ${held.reason}`);
+    }
+    if (view.releaseCommand !== null) {
+      lines.push(
+        `release:     fix the cause, then '${view.releaseCommand}' (or --retry-run <run>); ` +
+          'the daemon does not release runs by itself',
+      );
     }
   }
   return lines.join('\n');

@@ -155,6 +155,30 @@ export class Journal {
     return out;
   }
 
+  /**
+   * Reads one run's entries after `after`, in journal order and bounded like `readAfter`. Used
+   * to send a run again from its start (releasing a quarantine); walks `journal_run_idx`.
+   */
+  readRun(runId: RunId, after: Seq, limits: ReadLimits): JournalEntry[] {
+    this.seal();
+    const rows = this.#db
+      .prepare(
+        `SELECT j.*, p.name AS project FROM journal j
+         JOIN runs r ON r.id = j.run_id JOIN projects p ON p.id = r.project_id
+         WHERE j.run_id = ? AND j.seq > ? ORDER BY j.seq LIMIT ?`,
+      )
+      .all(runId, after, limits.maxEntries) as JournalRow[];
+    const out: JournalEntry[] = [];
+    let points = 0;
+    for (const row of rows) {
+      const pointCount = countOf(row);
+      if (out.length > 0 && points + pointCount > limits.maxPoints) break;
+      out.push({ seq: row.seq as Seq, op: this.#buildOp(row), pointCount });
+      points += pointCount;
+    }
+    return out;
+  }
+
   /** The last entry's position, after sealing pending points. */
   lastSeq(): Seq {
     this.seal();

@@ -71,7 +71,8 @@ export class ChunkUploader {
    * Uploads, per project, the manifests and chunks `ops` refer to that the server lacks,
    * chunks before manifests. Answers the runs whose objects cannot be sent and why (a local
    * object missing or damaged, or refused by the server); their ops must not be sent.
-   * Throws the RemoteError of any failure that may heal (unreachable, 5xx, auth).
+   * Throws the RemoteError of any failure that may heal (unreachable, 5xx) or that is the
+   * token's (401, and a 403 for the project).
    */
   async ensure(ops: readonly Op[]): Promise<Map<RunId, string>> {
     const problems = new Map<RunId, string>();
@@ -100,11 +101,6 @@ export class ChunkUploader {
 
     for (const [project, digests] of needs) {
       const missing = await this.#askMissing(project, [...digests.keys()]);
-      if (missing === undefined) {
-        const runs = new Set([...digests.values()].flatMap((set) => [...set]));
-        for (const runId of runs) if (!problems.has(runId)) problems.set(runId, forbidden(project));
-        continue;
-      }
 
       const upload = async (digest: Digest): Promise<void> => {
         const failure = await this.#upload(project, digest);
@@ -138,7 +134,12 @@ export class ChunkUploader {
     for (let attempt = 1; attempt <= 2; attempt++) {
       const lost: Digest[] = [];
       for (let i = 0; i < digests.length; i += ASK_SLICE) {
-        lost.push(...(await commit(project, digests.slice(i, i + ASK_SLICE))));
+        const slice = digests.slice(i, i + ASK_SLICE);
+        lost.push(
+          ...(await forbiddenAsAuth('POST /api/v1/chunks/commit', project, () =>
+            commit(project, slice),
+          )),
+        );
       }
       if (lost.length === 0 || attempt === 2) return;
       const present = this.#present.get(project);
@@ -161,8 +162,8 @@ export class ChunkUploader {
     return manifest;
   }
 
-  /** Answers what the project lacks, or undefined when the token may not touch the project. */
-  async #askMissing(project: string, digests: Digest[]): Promise<Digest[] | undefined> {
+  /** Answers what the project lacks. */
+  async #askMissing(project: string, digests: Digest[]): Promise<Digest[]> {
     const present = this.#present.get(project) ?? new Set<Digest>();
     this.#present.set(project, present);
     const unknown = digests.filter((digest) => !present.has(digest));
@@ -170,13 +171,11 @@ export class ChunkUploader {
     const missing: Digest[] = [];
     for (let i = 0; i < unknown.length; i += ASK_SLICE) {
       const slice = unknown.slice(i, i + ASK_SLICE);
-      let lacking: Set<Digest>;
-      try {
-        lacking = new Set(await this.#remote.missingChunks(project, slice));
-      } catch (error) {
-        if (isForbidden(error)) return undefined;
-        throw error;
-      }
+      const lacking = new Set(
+        await forbiddenAsAuth('POST /api/v1/chunks/missing', project, () =>
+          this.#remote.missingChunks(project, slice),
+        ),
+      );
       for (const digest of slice) {
         if (lacking.has(digest)) {
           missing.push(digest);
@@ -215,10 +214,11 @@ export class ChunkUploader {
     for (let attempt = 1; ; attempt += 1) {
       const sent = await this.#wire.acquire();
       try {
-        await this.#remote.putChunk(project, digest, bytes, { onBodySent: sent });
+        await forbiddenAsAuth(`PUT /api/v1/chunks/${digest}`, project, () =>
+          this.#remote.putChunk(project, digest, bytes, { onBodySent: sent }),
+        );
         break;
       } catch (error) {
-        if (isForbidden(error)) return forbidden(project);
         if (!(error instanceof RemoteError) || error.code !== 'rejected') throw error;
         if (error.serverCode === 'digest_mismatch' && attempt === 1) continue;
         this.#options.logger.warn('chunk_refused', {
@@ -250,16 +250,23 @@ function localProblem(error: unknown, digest: Digest): string {
 }
 
 /**
- * A 403 names one project the token may not write. Like an op the server refuses for the same
- * reason, it holds back that project's runs and lets the others sync (invariant 7); a 401
- * (no valid token at all) still ends the pass.
+ * A 403 names one project the token may not touch. That is the token's problem, not the run's:
+ * the pass ends with an auth error naming the project, nothing is quarantined and the cursor
+ * stays before the entries, so a pass with a better token sends them.
  */
-function isForbidden(error: unknown): boolean {
-  return error instanceof RemoteError && error.code === 'auth_failed' && error.status === 403;
-}
-
-function forbidden(project: string): string {
-  return `the token has no access to project ${project} (403)`;
+async function forbiddenAsAuth<T>(
+  endpoint: string,
+  project: string,
+  call: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!(error instanceof RemoteError) || error.code !== 'auth_failed' || error.status !== 403) {
+      throw error;
+    }
+    throw RemoteError.forbidden(endpoint, project);
+  }
 }
 
 /** A turn to put bytes on the wire; `acquire` resolves with the function that ends it. */

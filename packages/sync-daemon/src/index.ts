@@ -36,6 +36,7 @@ export {
   type RateLimiterOptions,
   requestTimeoutFor,
 } from './rate-limiter.js';
+export type { ReleaseRequest } from './release-quarantine.js';
 export type {
   HealthAnswer,
   ListRunsOptions,
@@ -62,6 +63,7 @@ export {
 export { LOCK_FILE, PID_FILE, StoreLock } from './store-lock.js';
 export { SyncDaemon, type SyncDaemonOptions } from './sync-daemon.js';
 export {
+  type QuarantinedRun,
   type SyncLimits,
   type SyncOptions,
   type SyncProgress,

@@ -28,12 +28,15 @@ const RETRYABLE: Record<RemoteErrorCode, boolean> = {
 };
 
 const HINTS: Record<RemoteErrorCode, string> = {
-  unreachable: 'nothing was lost; the runs stay in the local store and sync will retry',
+  unreachable:
+    'nothing was lost; run `tidemark sync` again later, or keep `tidemark daemon start` ' +
+    'running to retry by itself',
   auth_failed:
     'Set TIDEMARK_API_TOKEN to a token this server accepts and that covers the project; ' +
     'sync will not retry until the token changes.',
   server_error:
-    "The server failed; nothing was lost and sync will retry. If it persists, check the server's logs.",
+    'The server failed; nothing was lost. Run `tidemark sync` again later, or keep ' +
+    "`tidemark daemon start` running to retry by itself; if it persists, check the server's logs.",
   rejected: 'The server refused this request; nothing local changed. See the server code for why.',
   protocol:
     'The answer did not come from a tidemark server speaking protocol 1; check the remote URL ' +
@@ -72,6 +75,23 @@ export class RemoteError extends TidemarkError {
     const what =
       status === 403 ? 'the token has no access to this project' : 'the token was refused';
     return new RemoteError('auth_failed', `${endpoint} answered ${status}: ${what}`, { status });
+  }
+
+  /**
+   * The token may not touch `project`: a per-op `forbidden` answer or a 403 on an object call.
+   * It is the token's problem, not the run's, so the pass ends here instead of quarantining.
+   */
+  static forbidden(endpoint: string, project: string): RemoteError {
+    return new RemoteError(
+      'auth_failed',
+      `${endpoint}: the token has no access to project ${project}`,
+      {
+        status: 403,
+        hint:
+          `The token lacks access to project ${project}; nothing was quarantined or skipped. ` +
+          `Use a token with access to ${project}, or sync another project with \`--only <project>\`.`,
+      },
+    );
   }
 
   static serverError(endpoint: string, status: number, retryAfterMs?: number): RemoteError {

@@ -1,6 +1,7 @@
 import type { Logger, Op, OpsResponse, RunId } from '@tidemark/core';
 import type { ChunkUploader } from './chunk-uploader.js';
 import type { RemoteClient } from './remote-client.js';
+import { RemoteError } from './remote-error.js';
 import { checkOpsResponse } from './wire-answers.js';
 
 export interface ReplayCounts {
@@ -28,8 +29,9 @@ export interface ReplayContext {
  *
  * Objects first, then the ops. An op refused with `missing_chunks` means the server no
  * longer holds what this pass believed it did: every belief is dropped, the server is asked
- * again, and the op is sent once more. Any other refusal quarantines the op's run (invariant
- * 7). A RemoteError that may heal is thrown as it is, leaving the cursor where it was.
+ * again, and the op is sent once more. A `forbidden` refusal ends the pass with an auth error,
+ * since a better token fixes it; any other refusal quarantines the op's run (invariant 7). A
+ * RemoteError is thrown as it is, leaving the cursor where it was.
  */
 export async function replayBatch(ctx: ReplayContext, ops: readonly Op[]): Promise<void> {
   const ready = await settleObjects(ctx, ops, true);
@@ -64,6 +66,13 @@ async function send(ctx: ReplayContext, ops: Op[], resend: boolean): Promise<Op[
   const response = checkOpsResponse(request, await ctx.remote.sendOps(request), 'POST /api/v1/ops');
   ctx.counts.requests += 1;
   if (!resend) ctx.counts.opsSent += ops.length;
+
+  // A `forbidden` op is the token's problem, not its run's: the pass ends before any refusal of
+  // this answer quarantines a run, and the cursor stays before the request (invariant 3).
+  const denied = response.results.findIndex(
+    (result) => result.status === 'rejected' && result.code === 'forbidden',
+  );
+  if (denied !== -1) throw RemoteError.forbidden('POST /api/v1/ops', (ops[denied] as Op).project);
 
   const retry: Op[] = [];
   response.results.forEach((result, i) => {

@@ -205,7 +205,9 @@ export class Scheduler {
       pending: report.pending,
       ms: now - started,
     };
-    const busy = report.opsSent > 0 || report.chunksSent > 0 || report.quarantined.length > 0;
+    // Runs held since an earlier pass are listed every time; only a new one makes a pass busy.
+    const busy =
+      report.opsSent > 0 || report.chunksSent > 0 || report.quarantined.some((q) => q.isNew);
     const fields = { ...snakeCase(lastPass), cursor: report.cursor };
     if (busy) this.#logger.info('pass_done', fields);
     else this.#logger.debug('pass_done', fields);

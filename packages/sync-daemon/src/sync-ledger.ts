@@ -68,6 +68,14 @@ export class SyncLedger {
       .run(this.remote, runId, reason, this.#clock());
   }
 
+  /** Forgets that `runId` is held back from this remote; answers whether it was. */
+  release(runId: RunId): boolean {
+    const result = this.#store.db
+      .prepare('DELETE FROM quarantine WHERE remote = ? AND run_id = ?')
+      .run(this.remote, runId);
+    return result.changes > 0;
+  }
+
   /** Journal entries after `after`, all of them or only those of `project`. */
   countAfter(after: Seq, project?: string): number {
     if (project === undefined) return this.#store.journal.countAfter(after);

@@ -6,14 +6,15 @@ import {
   type Seq,
   type Store,
   silentLogger,
-  ValidationError,
 } from '@tidemark/core';
 import { ChunkUploader } from './chunk-uploader.js';
+import { type ReleaseRequest, replayReleasedRun, runsToRelease } from './release-quarantine.js';
 import type { RemoteClient } from './remote-client.js';
 import { normalizeRemoteUrl } from './remote-url.js';
 import { type ReplayContext, replayBatch } from './replay-batch.js';
-import { MAX_OPS_PER_REQUEST, planRequests } from './request-batches.js';
+import { planRequests } from './request-batches.js';
 import { SyncLedger } from './sync-ledger.js';
+import { DEFAULT_LIMITS, validateOptions } from './sync-options.js';
 
 export interface SyncLimits {
   /** Journal entries read at a time (default 2,000; at most 10,000, the protocol's cap). */
@@ -47,6 +48,19 @@ export interface SyncOptions {
   clock?: () => number;
   /** Checked between requests: an aborted pass stops there, cursor at the last answered request. */
   signal?: AbortSignal;
+  /**
+   * Quarantined runs to release first: `'all'` of this remote's, or run ids (each must be
+   * held). Every entry of a released run is sent again from its start.
+   */
+  release?: ReleaseRequest;
+}
+
+/** A run held back from the remote. */
+export interface QuarantinedRun {
+  runId: RunId;
+  reason: string;
+  /** Quarantined by this pass; otherwise held since an earlier one. */
+  isNew: boolean;
 }
 
 export interface SyncReport {
@@ -63,31 +77,17 @@ export interface SyncReport {
   bytesSent: number;
   /** Objects the server already held, so they were not sent. */
   chunksSkipped: number;
-  /** HTTP calls to `sendOps`; `0` when there was nothing new. */
+  /** HTTP calls to `sendOps`, or `1` for the `whoami` of a pass with nothing new to send. */
   requests: number;
-  /** Runs quarantined by this pass, and runs whose entries it skipped for an older quarantine. */
-  quarantined: Array<{ runId: RunId; reason: string }>;
+  /** Every run held back for this remote after the pass, those of earlier passes included. */
+  quarantined: QuarantinedRun[];
+  /** Runs this pass released and sent again from their start. */
+  released: RunId[];
   /** The cursor after the pass: the remote's, or with `only` the project's. */
   cursor: Seq;
   /** Entries after the cursor that a pass of the same kind still has to look at. */
   pending: number;
 }
-
-const DEFAULT_LIMITS: SyncLimits = {
-  maxEntries: 2_000,
-  maxPoints: 50_000,
-  maxRequestBytes: 16 * 1024 * 1024,
-};
-const KNOWN_OPTIONS = new Set([
-  'remote',
-  'only',
-  'limits',
-  'uploadConcurrency',
-  'logger',
-  'onProgress',
-  'clock',
-  'signal',
-]);
 
 /**
  * One sync pass: replays this store's journal after the remote's cursor, uploading the objects
@@ -102,6 +102,9 @@ const KNOWN_OPTIONS = new Set([
  * With `only`, the project's entries are sent and confirmed under a cursor of their own, and
  * the remote's cursor stops before the first entry of another project; a later pass without
  * `only` sends those and skips what the project cursor already confirmed.
+ *
+ * Quarantined runs stay held and are listed in every report until a pass releases them
+ * (`release`); a released run is sent again from its first entry before the rest.
  *
  * @example
  * const report = await syncOnce(store, new HttpRemoteClient({ url, token }));
@@ -127,7 +130,8 @@ export async function syncOnce(
   const end = store.journal.lastSeq();
 
   const quarantined = ledger.quarantined();
-  const reported = new Map<RunId, string>();
+  const releasing = new Set(runsToRelease(quarantined, options.release, ledger.remote));
+  const fresh = new Set<RunId>();
   const counts = { opsSent: 0, opsApplied: 0, opsDuplicate: 0, opsSkipped: 0, requests: 0 };
   const progress: SyncProgress = {
     opsDone: 0,
@@ -155,9 +159,11 @@ export async function syncOnce(
     isQuarantined: (runId) => quarantined.has(runId),
     quarantine: (runId, reason) => {
       if (quarantined.has(runId)) return;
+      // A run refused again while being released keeps the new reason, not the old one.
+      if (releasing.has(runId)) ledger.release(runId);
       ledger.quarantine(runId, reason);
       quarantined.set(runId, reason);
-      reported.set(runId, reason);
+      fresh.add(runId);
       logger.warn('run_quarantined', { remote: ledger.remote, run_id: runId });
     },
   };
@@ -183,9 +189,24 @@ export async function syncOnce(
     from_seq: start,
     to_seq: end,
   });
+
+  // Released runs go first: their skipped entries lie behind the cursor, out of the loop's reach.
+  const released: RunId[] = [];
+  const release = { store, ledger, replay: ctx, limits, end, ...signalOf(options) };
+  for (const runId of releasing) quarantined.delete(runId);
+  try {
+    for (const runId of releasing) {
+      if (await replayReleasedRun(release, runId)) released.push(runId);
+    }
+  } catch (error) {
+    logger.warn('sync_failed', { remote: ledger.remote, code: codeOf(error), cursor: reached() });
+    throw error;
+  }
+  if (released.length > 0) logger.info('runs_released', { remote: ledger.remote, runs: released });
+
   // Nothing to send still costs one small request: it proves the server and the token, so a
   // revoked token or a dead server is reported instead of passing as a quiet success.
-  if (start >= end) {
+  if (start >= end && releasing.size === 0) {
     await remote.whoami();
     counts.requests += 1;
   }
@@ -209,12 +230,12 @@ export async function syncOnce(
           if (!quarantined.has(runId)) remoteCap = Math.min(remoteCap, entry.seq - 1);
           continue;
         }
-        const held = quarantined.get(runId);
-        if (held !== undefined) {
+        if (quarantined.has(runId)) {
           counts.opsSkipped += 1;
-          reported.set(runId, held);
           continue;
         }
+        // A released run was sent up to the pass's end already.
+        if (releasing.has(runId)) continue;
         // A project cursor from an earlier `only` pass already covers this entry.
         if (only === undefined && entry.seq <= (projectCursors.get(project) ?? 0)) continue;
         toSend.push(entry);
@@ -252,7 +273,7 @@ export async function syncOnce(
   } catch (error) {
     logger.warn('sync_failed', {
       remote: ledger.remote,
-      code: error instanceof Error && 'code' in error ? String(error.code) : null,
+      code: codeOf(error),
       cursor: reached(),
       ops_applied: counts.opsApplied,
     });
@@ -268,7 +289,12 @@ export async function syncOnce(
     chunksSent: uploader.stats.chunksSent,
     bytesSent: uploader.stats.bytesSent,
     chunksSkipped: uploader.stats.chunksSkipped,
-    quarantined: [...reported].map(([runId, reason]) => ({ runId, reason })),
+    quarantined: [...ledger.quarantined()].map(([runId, reason]) => ({
+      runId,
+      reason,
+      isNew: fresh.has(runId),
+    })),
+    released,
     cursor,
     pending: ledger.countAfter(cursor, only),
   };
@@ -280,11 +306,20 @@ export async function syncOnce(
     chunks_sent: result.chunksSent,
     bytes_sent: result.bytesSent,
     quarantined: result.quarantined.length,
+    quarantined_new: fresh.size,
     cursor: result.cursor,
     pending: result.pending,
     ms: Math.round(performance.now() - started),
   });
   return result;
+}
+
+function codeOf(error: unknown): string | null {
+  return error instanceof Error && 'code' in error ? String(error.code) : null;
+}
+
+function signalOf(options: SyncOptions): { signal?: AbortSignal } {
+  return options.signal === undefined ? {} : { signal: options.signal };
 }
 
 /** Runs `read` once the current requests are on their way (after I/O), not before. */
@@ -301,70 +336,4 @@ function readAhead<T>(read: () => T): Promise<T> {
   // A pass that fails first never awaits it; its failure must not surface as unhandled.
   ahead.catch(() => {});
   return ahead;
-}
-
-function validateOptions(options: SyncOptions): void {
-  if (typeof options !== 'object' || options === null) {
-    throw invalidOption(
-      'syncOnce takes an options object',
-      'Call syncOnce(store, remote, { only }).',
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) {
-      throw invalidOption(
-        `syncOnce has no option '${key}'`,
-        `Known options: ${[...KNOWN_OPTIONS].join(', ')}.`,
-      );
-    }
-  }
-
-  if (
-    options.only !== undefined &&
-    (typeof options.only !== 'string' || options.only.length === 0)
-  ) {
-    throw invalidOption(
-      'only must be a project name',
-      "Pass only: 'team/project', or leave it out.",
-    );
-  }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
-    throw invalidOption('onProgress must be a function', 'Pass (progress) => { ... }.');
-  }
-
-  const concurrency = options.uploadConcurrency;
-  if (
-    concurrency !== undefined &&
-    (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
-  ) {
-    throw invalidOption(
-      'uploadConcurrency must be a whole number from 1 to 64',
-      'Leave it out for 4.',
-    );
-  }
-
-  for (const [name, value] of Object.entries(options.limits ?? {})) {
-    if (!(name in DEFAULT_LIMITS)) {
-      throw invalidOption(
-        `limits has no field '${name}'`,
-        'Known limits: maxEntries, maxPoints, maxRequestBytes.',
-      );
-    }
-    if (!Number.isInteger(value) || (value as number) < 1) {
-      throw invalidOption(
-        `limits.${name} must be a whole number of at least 1`,
-        `Leave limits.${name} out for the default.`,
-      );
-    }
-  }
-  if ((options.limits?.maxEntries ?? 0) > MAX_OPS_PER_REQUEST) {
-    throw invalidOption(
-      `limits.maxEntries may be at most ${MAX_OPS_PER_REQUEST}`,
-      'The protocol caps a request at 10,000 ops.',
-    );
-  }
-}
-
-function invalidOption(message: string, hint: string): ValidationError {
-  return new ValidationError('invalid_option', message, { hint });
 }

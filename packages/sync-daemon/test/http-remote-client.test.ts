@@ -217,7 +217,8 @@ describe('HttpRemoteClient', () => {
     expect(error).toMatchObject({ code: 'unreachable', retryable: true });
     expect((error as RemoteError).message).toContain('ECONNREFUSED');
     expect((error as RemoteError).hint).toBe(
-      'nothing was lost; the runs stay in the local store and sync will retry',
+      'nothing was lost; run `tidemark sync` again later, or keep `tidemark daemon start` ' +
+        'running to retry by itself',
     );
     expectNoSecrets(error);
   });

@@ -47,7 +47,11 @@ describe('a run deleted on the server', () => {
     const second = await syncOnce(store, remote);
 
     expect(first.quarantined).toEqual([
-      { runId: doomed.id, reason: expect.stringMatching(/^refused by the server \(run_deleted\)/) },
+      {
+        runId: doomed.id,
+        reason: expect.stringMatching(/^refused by the server \(run_deleted\)/),
+        isNew: true,
+      },
     ]);
     expect(second.quarantined.map((q) => q.runId)).toEqual([doomed.id]);
     expect(second.opsSent).toBe(0);

@@ -59,7 +59,7 @@ describe('syncOnce with artifacts', () => {
     const report = await syncOnce(store, remote);
 
     expect(report.quarantined).toEqual([
-      { runId: stuck.id, reason: expect.stringContaining('missing_chunks') },
+      { runId: stuck.id, reason: expect.stringContaining('missing_chunks'), isNew: true },
     ]);
     expect((await remote.getRun(fine.id)).state).toBe('finished');
     expect(report.cursor).toBe(store.journal.lastSeq());
@@ -84,7 +84,7 @@ describe('syncOnce with artifacts', () => {
     const report = await syncOnce(store, remote);
 
     expect(report.quarantined).toEqual([
-      { runId: broken.id, reason: expect.stringMatching(/^object_missing/) },
+      { runId: broken.id, reason: expect.stringMatching(/^object_missing/), isNew: true },
     ]);
     expect(remote.state.runs.has(broken.id)).toBe(false);
     expect((await remote.getRun(fine.id)).files).toHaveLength(1);
@@ -113,26 +113,36 @@ describe('syncOnce with artifacts', () => {
     strict.failNext(2, mismatch, { method: 'putChunk' });
     const second = await syncOnce(store2, strict);
     expect(second.quarantined).toEqual([
-      { runId: refused.id, reason: expect.stringContaining('digest_mismatch') },
+      { runId: refused.id, reason: expect.stringContaining('digest_mismatch'), isNew: true },
     ]);
   });
 
-  it('holds back only the runs of a project the token may not write (403) and syncs the rest', async () => {
+  it('ends the pass with auth_failed on a 403 for objects, quarantining nothing and keeping the cursor', async () => {
     const { dir, store } = openTestStore();
-    const forbidden = await recordRun(dir, 'team/secret', async (r) => {
+    const open = await recordRun(dir, 'team/open', (r) => r.log('m', 1));
+    const secret = await recordRun(dir, 'team/secret', async (r) => {
       await r.upload('model', randomFile(1000));
     });
-    const open = await recordRun(dir, 'team/open', (r) => r.log('m', 1));
     const remote = new FakeRemote();
     remote.failNext(1, RemoteError.authFailed('POST /api/v1/chunks/missing', 403), {
       method: 'missingChunks',
     });
 
-    const report = await syncOnce(store, remote);
+    const error = await syncOnce(store, remote, { limits: { maxEntries: 1 } }).catch(
+      (e: unknown) => e,
+    );
 
-    expect(report.quarantined).toEqual([
-      { runId: forbidden.id, reason: expect.stringContaining('403') },
-    ]);
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error).toMatchObject({ code: 'auth_failed', status: 403, retryable: false });
+    expect((error as RemoteError).hint).toMatch(/team\/secret.*--only/);
+    expect(store.db.prepare('SELECT count(*) AS n FROM quarantine').get()).toEqual({ n: 0 });
+    expect(store.journal.getCursor(remote.url)).toBeLessThan(store.journal.lastSeq());
     expect((await remote.getRun(open.id)).state).toBe('finished');
+
+    const healed = await syncOnce(store, remote);
+
+    expect(healed.quarantined).toEqual([]);
+    expect((await remote.getRun(secret.id)).files).toHaveLength(1);
+    expect(healed.cursor).toBe(store.journal.lastSeq());
   });
 });

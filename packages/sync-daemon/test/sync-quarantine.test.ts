@@ -21,7 +21,7 @@ describe('syncOnce with refused operations', () => {
     const report = await syncOnce(store, remote, { limits: { maxEntries: 3 } });
 
     expect(report.quarantined).toEqual([
-      { runId: bad.id, reason: 'refused by the server (invalid_value): poison' },
+      { runId: bad.id, reason: 'refused by the server (invalid_value): poison', isNew: true },
     ]);
     expect(report.cursor).toBe(store.journal.lastSeq());
     expect((await remote.getSeries(good.id, 'm')).points).toHaveLength(8);
@@ -58,7 +58,7 @@ describe('syncOnce with refused operations', () => {
     const report = await syncOnce(store, remote);
 
     expect(report.quarantined).toEqual([
-      { runId: bad.id, reason: 'refused by the server (invalid_value)' },
+      { runId: bad.id, reason: 'refused by the server (invalid_value)', isNew: false },
     ]);
     expect(report.opsSkipped).toBe(3);
     expect(remote.opsReceived.length - received).toBe(report.opsSent);

@@ -3,6 +3,7 @@ import {
   opsRequestBytesFor,
   parseRate,
   RateLimiter,
+  type ReleaseRequest,
   requestTimeoutFor,
   type SyncProgress,
   type SyncReport,
@@ -18,6 +19,8 @@ import { type RemoteOptions, remoteOptions, resolveRemote } from '../remote-opti
 interface SyncOptions extends CommonOptions, RemoteOptions {
   only?: string;
   maxRate?: string;
+  retryQuarantined?: boolean;
+  retryRun?: string[];
 }
 
 /** How often a sync without a terminal logs a `sync_progress` line. */
@@ -28,14 +31,24 @@ export function registerSync(program: Command): void {
     .description('send every operation the server has not confirmed, then the chunks it lacks')
     .option('--only <project>', 'sync only this project')
     .option('--max-rate <rate>', "cap upload bandwidth, e.g. '2MB/s'")
+    .option('--retry-quarantined', 'release every quarantined run of this remote and send it again')
+    .option(
+      '--retry-run <run>',
+      'release this quarantined run and send it again from its start (repeatable)',
+      (run: string, runs: string[] = []) => [...runs, run],
+    )
     .addHelpText(
       'after',
-      '\nExit code 7 means some runs were quarantined: the server refused them, or their local\n' +
-        "data is damaged; every other run was synced. 'tidemark daemon status' lists them.",
+      '\nExit code 7 means some runs are quarantined: the server refused them, or their local\n' +
+        'data is damaged; every other run was synced. Every sync lists them and exits 7 until\n' +
+        'they are released: fix the cause, then --retry-run <run> or --retry-quarantined.\n' +
+        'A token without access to a project ends the sync with exit code 5 and quarantines\n' +
+        'nothing.',
     )
     .action(
       action('sync', async (output, options: SyncOptions) => {
         const rate = options.maxRate === undefined ? undefined : parseRate(options.maxRate);
+        const release = releaseOf(options);
         const remote = resolveRemote(
           options,
           rate === undefined
@@ -50,13 +63,18 @@ export function registerSync(program: Command): void {
         try {
           const report = await syncOnce(store, remote.client, {
             ...(options.only === undefined ? {} : { only: options.only }),
+            ...(release === undefined ? {} : { release }),
             ...(rate === undefined
               ? {}
               : { limits: { maxRequestBytes: opsRequestBytesFor(rate) } }),
             onProgress: progress.update,
           });
           progress.stop();
-          output.result(report, () => describeReport(report, remote.url));
+          const view = {
+            ...report,
+            quarantined: report.quarantined.map((q) => ({ ...q, hint: releaseHint(q.runId) })),
+          };
+          output.result(view, () => describeReport(report, remote.url));
           return report.quarantined.length > 0 ? ExitCode.partial : ExitCode.ok;
         } catch (error) {
           progress.stop();
@@ -74,15 +92,35 @@ export function registerSync(program: Command): void {
     );
 }
 
+/** Both flags may be given; releasing all covers the named runs. */
+function releaseOf(options: SyncOptions): ReleaseRequest | undefined {
+  if (options.retryQuarantined === true) return 'all';
+  return options.retryRun === undefined ? undefined : options.retryRun;
+}
+
+function releaseHint(runId: string): string {
+  return (
+    `fix the cause, then release it with 'tidemark sync --retry-run ${runId}' ` +
+    "(or '--retry-quarantined' for all)"
+  );
+}
+
 function describeReport(report: SyncReport, url: string): string {
-  if (report.opsSent === 0 && report.chunksSent === 0 && report.quarantined.length === 0) {
-    return `${url} is up to date: nothing to send`;
+  const lines: string[] = [];
+  if (report.opsSent === 0 && report.chunksSent === 0) {
+    lines.push(`${url} is up to date: nothing to send`);
+  } else {
+    lines.push(
+      `synced to ${url}: ${report.opsApplied} operations applied, ${report.opsDuplicate} already there, ` +
+        `${report.chunksSent} chunks (${report.bytesSent} bytes) sent, ${report.chunksSkipped} chunks already there`,
+    );
   }
-  const lines = [
-    `synced to ${url}: ${report.opsApplied} operations applied, ${report.opsDuplicate} already there, ` +
-      `${report.chunksSent} chunks (${report.bytesSent} bytes) sent, ${report.chunksSkipped} chunks already there`,
-  ];
-  for (const q of report.quarantined) lines.push(`quarantined run ${q.runId}: ${q.reason}`);
+  for (const runId of report.released) lines.push(`released run ${runId} and sent it again`);
+  for (const q of report.quarantined) {
+    const since = q.isNew ? 'quarantined' : 'still quarantined';
+    lines.push(`${since} run ${q.runId}: ${q.reason}`);
+    lines.push(`  hint: ${releaseHint(q.runId)}`);
+  }
   if (report.pending > 0) lines.push(`${report.pending} operations still pending`);
   return lines.join('\n');
 }
@@ -128,7 +166,7 @@ function createProgress(output: Output): ProgressView {
 
   const bar = new SingleBar({
     stream: process.stderr,
-    format: 'sync [{bar}] {value}/{total} ops | {bytes} | {rate} | ETA {eta_formatted}',
+    format: 'sync [{bar}] {value}/{total} ops | {bytes} | {rate} | ETA {eta_text}',
     hideCursor: true,
     etaBuffer: 50,
   });
@@ -139,6 +177,7 @@ function createProgress(output: Output): ProgressView {
       const payload = {
         bytes: `objects ${mebibytes(p.bytesDone)}/${mebibytes(p.bytesTotal)} MiB`,
         rate: `${Math.round(opsPerSecond)} ops/s, ${mebibytes(bytesPerSecond)} MiB/s`,
+        eta_text: etaText(p.opsTotal - p.opsDone, opsPerSecond),
       };
       if (!shown) {
         bar.start(p.opsTotal, 0, payload);
@@ -151,6 +190,20 @@ function createProgress(output: Output): ProgressView {
       if (shown) bar.stop();
     },
   };
+}
+
+/**
+ * The time left as `1m05s`, or `--` until a rate exists: cli-progress's own ETA divides by a
+ * zero rate at the start and shows `NFs`.
+ */
+export function etaText(left: number, perSecond: number): string {
+  if (!(perSecond > 0) || !Number.isFinite(perSecond) || left < 0) return '--';
+  const seconds = Math.round(left / perSecond);
+  if (!Number.isFinite(seconds)) return '--';
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
 
 function mebibytes(bytes: number): string {
