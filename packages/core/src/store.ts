@@ -108,6 +108,7 @@ export class Store {
     if (folder.database === 'present') {
       assertSqliteFile(dbPath);
       assertDatabaseLength(dbPath);
+      assertOursReadOnly(dbPath);
     }
     mkdirSync(dir, { recursive: true });
 
@@ -222,6 +223,23 @@ function openReader(path: string): Database.Database {
     return db;
   } catch (error) {
     throw toStoreError(error, path);
+  }
+}
+
+/**
+ * Checks the file is a store this version can migrate before anything opens it for writing:
+ * switching a foreign database to WAL would already change its header (invariant 8).
+ */
+function assertOursReadOnly(path: string): void {
+  let probe: Database.Database | undefined;
+  try {
+    probe = new Database(path, { readonly: true, fileMustExist: true });
+    probe.pragma('busy_timeout = 30000');
+    assertMigratable(schemaStatus(probe), path);
+  } catch (error) {
+    throw toStoreError(error, path);
+  } finally {
+    probe?.close();
   }
 }
 
