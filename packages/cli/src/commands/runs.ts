@@ -1,6 +1,7 @@
-import { listRuns, openReadOnly, type RunSummary } from '@tidemark/core';
+import { listRuns, type RunSummary } from '@tidemark/core';
 import type { Command } from 'commander';
 import { action, type CommonOptions, withCommonOptions } from '../command-kit.js';
+import { openForReading } from '../open-for-reading.js';
 import { formatTime, renderTable } from '../output.js';
 import { parseLimit } from '../parse.js';
 import { type RemoteOptions, remoteOptions, resolveRemote } from '../remote-options.js';
@@ -23,7 +24,7 @@ export function registerRuns(program: Command): void {
           const remote = resolveRemote(options);
           runs = await remote.client.listRuns({ project: options.project, limit });
         } else {
-          const db = openReadOnly(options.dir);
+          const db = await openForReading(options.dir);
           try {
             runs = listRuns(db, { project: options.project, limit });
           } finally {

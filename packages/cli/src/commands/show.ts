@@ -1,6 +1,7 @@
-import { getRun, openReadOnly, type RunDetail } from '@tidemark/core';
+import { getRun, type RunDetail } from '@tidemark/core';
 import type { Command } from 'commander';
 import { action, type CommonOptions, withCommonOptions } from '../command-kit.js';
+import { openForReading } from '../open-for-reading.js';
 import { formatCell, formatTime, renderTable } from '../output.js';
 import { type RemoteOptions, remoteOptions, resolveRemote } from '../remote-options.js';
 
@@ -14,7 +15,7 @@ export function registerShow(program: Command): void {
         if (options.remote !== undefined) {
           run = await resolveRemote(options).client.getRun(runId);
         } else {
-          const db = openReadOnly(options.dir);
+          const db = await openForReading(options.dir);
           try {
             run = getRun(db, runId);
           } finally {
