@@ -133,18 +133,37 @@ describe('tidemark daemon', () => {
     expect((await status(dir)).running).toBe(false);
   });
 
-  it('reports a refused token once, as the last error with a hint, and keeps the data', async () => {
+  it('refuses at start a token the server rejects, leaving nothing running', async () => {
     const dir = join(temp('tidemark-daemon-'), '.tidemark');
     await recordPoints(dir, 'team/a', 3);
 
+    const start = await runCli(['daemon', 'start', '--dir', dir, '--remote', server.url], {
+      TIDEMARK_API_TOKEN: 'tdm_000000000000_wrong',
+    });
+    expect(start.code).toBe(5);
+    expect(start.stderr).toMatch(/hint: .*TIDEMARK_API_TOKEN/);
+    expect((await status(dir)).running).toBe(false);
+  });
+
+  it('reports a token revoked while it runs once, as the last error with a hint, and keeps the data', async () => {
+    const dir = join(temp('tidemark-daemon-'), '.tidemark');
+    await recordPoints(dir, 'team/a', 3);
+    const created = await runCli(['token', 'create', '--data', server.dataDir, '--json']);
+    const token = parseEnvelope<{ id: string; token: string }>(created.stdout).data;
+
     const start = await runCli(
       ['daemon', 'start', '--dir', dir, '--remote', server.url, '--json'],
-      {
-        TIDEMARK_API_TOKEN: 'tdm_000000000000_wrong',
-      },
+      { TIDEMARK_API_TOKEN: token.token },
     );
     expect(start.code, start.stderr).toBe(0);
     started.add(parseEnvelope<{ pid: number }>(start.stdout).data.pid);
+    await statusUntil(
+      dir,
+      (s) => s.state?.lastSuccessAt !== null && s.state?.lastSuccessAt !== undefined,
+    );
+
+    expect((await runCli(['token', 'revoke', token.id, '--data', server.dataDir])).code).toBe(0);
+    await recordPoints(dir, 'team/a', 3);
 
     const failing = await statusUntil(
       dir,

@@ -33,7 +33,7 @@ const HINTS: Record<RemoteErrorCode, string> = {
     'running to retry by itself',
   auth_failed:
     'Set TIDEMARK_API_TOKEN to a token this server accepts and that covers the project; ' +
-    'sync will not retry until the token changes.',
+    'a running daemon keeps its token until it is restarted.',
   server_error:
     'The server failed; nothing was lost. Run `tidemark sync` again later, or keep ' +
     "`tidemark daemon start` running to retry by itself; if it persists, check the server's logs.",

@@ -6,6 +6,8 @@ import { isTidemarkError, resolveStoreDir, Store, TidemarkError } from '@tidemar
 import {
   DaemonError,
   type DaemonSettings,
+  HttpRemoteClient,
+  isRemoteError,
   loadDaemonConfig,
   parseFaults,
   StoreLock,
@@ -125,6 +127,7 @@ async function startDetached(output: Output, flags: DaemonFlags): Promise<number
   config.window?.dispose();
   const store = Store.open({ dir: storeDir, create: false });
   await store.close();
+  await refuseRejectedToken(config.remote, config.token);
   if (StoreLock.isHeld(storeDir)) {
     throw new DaemonError('daemon_running', `a sync daemon already runs on ${storeDir}`, {
       hint: "Run 'tidemark daemon status' to see it, or 'tidemark daemon stop' first.",
@@ -287,3 +290,15 @@ flags (flags win). A wrong setting stops 'start' and 'run' with exit code 2.
 
   kill -USR1 <pid>    sync now, ending any backoff wait
   docs/daemon.md      guarantees, failure outcomes, a systemd unit`;
+
+/**
+ * A token the server refuses is a wrong setting, so `start` reports it now rather than in the
+ * log half an hour later. An unreachable server is not: the daemon exists to wait for it.
+ */
+async function refuseRejectedToken(url: string, token: string): Promise<void> {
+  try {
+    await new HttpRemoteClient({ url, token }).whoami();
+  } catch (error) {
+    if (isRemoteError(error) && error.code === 'auth_failed') throw error;
+  }
+}
