@@ -11,6 +11,7 @@ import {
 } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { Piscina } from 'piscina';
+import { saveGuide } from './chunk-guide.js';
 import { writeFileDurablyAsync } from './durable-file.js';
 import { ArtifactError, NotFoundError } from './errors.js';
 import { digestSize, getHasher } from './hash.js';
@@ -25,6 +26,7 @@ import type {
   SnapshotFailure,
   SnapshotResult,
   SnapshotTask,
+  SplitPlan,
 } from './snapshot-worker.js';
 
 /** What logging a file or directory recorded. */
@@ -240,18 +242,58 @@ export class ArtifactStore {
     return this.#pool;
   }
 
+  /**
+   * Snapshots one file. A large one is cut in two halves hashed by both pool threads at once:
+   * the second starts at a cut point `planSplit` expects the first to reach, and the first
+   * stops there only if it does, so the chunks are the ones a single pass would cut.
+   */
   async #snapshotFile(source: string): Promise<SnapshotResult> {
-    const task: SnapshotTask = { source, objectsDir: this.dir };
-    const result = (await this.#workers().run(task)) as SnapshotResult | SnapshotFailure;
-    if ('failed' in result) {
-      const { code, message, hint, retryable } = result.failed;
-      throw new ArtifactError(code, message, {
-        retryable,
-        ...(hint === undefined ? {} : { hint }),
-      });
-    }
-    return result;
+    const size = statOrThrow(source).size;
+    if (size < SPLIT_MIN) return this.#run({ source, objectsDir: this.dir, size });
+
+    const plan = unwrap(
+      (await this.#workers().run({ source, size }, { name: 'planSnapshot' })) as
+        | SplitPlan
+        | SnapshotFailure,
+    );
+    if (plan.at === undefined) return this.#run({ source, objectsDir: this.dir, size });
+    const common = { source, objectsDir: this.dir, size, guideKey: plan.first, saveHint: false };
+    const [head, tail] = await Promise.all([
+      this.#run({ ...common, until: plan.at }),
+      this.#run({ ...common, from: plan.at }),
+    ]);
+
+    // A first half that cut past the split point went on to the end by itself.
+    const whole = head.end === plan.at;
+    const chunks = whole ? [...head.chunks, ...tail.chunks] : head.chunks;
+    await saveGuide(this.dir, chunks);
+    return {
+      size: whole ? head.size + tail.size : head.size,
+      end: size,
+      chunks,
+      newBytes: head.newBytes + (whole ? tail.newBytes : 0),
+      guidedBytes: head.guidedBytes + (whole ? tail.guidedBytes : 0),
+    };
   }
+
+  async #run(task: SnapshotTask): Promise<SnapshotResult> {
+    return unwrap((await this.#workers().run(task)) as SnapshotResult | SnapshotFailure);
+  }
+}
+
+/** Files from this size on are snapshotted by two workers at once. */
+const SPLIT_MIN = 64 * 1024 * 1024;
+
+/** Rebuilds the error a worker sent back as data. */
+function unwrap<T extends object>(result: T | SnapshotFailure): T {
+  if ('failed' in result) {
+    const { code, message, hint, retryable } = result.failed;
+    throw new ArtifactError(code, message, {
+      retryable,
+      ...(hint === undefined ? {} : { hint }),
+    });
+  }
+  return result;
 }
 
 function missingObject(digest: Digest, dir: string, cause: unknown): NotFoundError {

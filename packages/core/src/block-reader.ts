@@ -29,10 +29,12 @@ export class BlockReader {
   readonly #pins = new Map<Buffer, number>();
   readonly #free: Buffer[] = [];
 
-  constructor(handle: FileHandle, source: string, total: number) {
+  /** Reads `[from, total)` of the file; `from` is where the first chunk starts. */
+  constructor(handle: FileHandle, source: string, total: number, from = 0) {
     this.#handle = handle;
     this.#source = source;
     this.#total = total;
+    this.#requested = from;
     this.#prefetch();
   }
 

@@ -46,6 +46,23 @@ export class ChunkGuide {
     return digest;
   }
 
+  /**
+   * Follows the guide from the chunk that starts at byte `offset`, for a snapshot that starts
+   * there; a guide with no chunk starting there is picked up again after the first chunk that
+   * is in it.
+   */
+  seek(offset: number): void {
+    let at = 0;
+    for (let i = 0; i < this.#chunks.length; i++) {
+      if (at === offset) {
+        this.#next = i;
+        return;
+      }
+      at += digestSize(this.#chunks[i] as Digest);
+    }
+    this.#next = this.#chunks.length;
+  }
+
   /** Whether the next chunk of the guide is longer than the `available` bytes in hand. */
   wantsMore(available: number): boolean {
     const digest = this.#chunks[this.#next];

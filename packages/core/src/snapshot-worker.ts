@@ -2,10 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { TidemarkError } from './errors.js';
 import { getHasher } from './hash.js';
 import type { Digest } from './ids.js';
-import { type IngestResult, type IngestTask, ingestFile } from './ingest-file.js';
+import {
+  type IngestResult,
+  type IngestTask,
+  ingestFile,
+  planSplit,
+  type SplitPlan,
+} from './ingest-file.js';
 
 export type SnapshotTask = IngestTask;
 export type SnapshotResult = IngestResult;
+export type { SplitPlan };
 
 /** Errors lose their class crossing a worker boundary, so they travel as plain data. */
 export interface SnapshotFailure {
@@ -32,15 +39,31 @@ export default async function snapshotFile(
   try {
     return await ingestFile(task);
   } catch (error) {
-    if (error instanceof TidemarkError) return { failed: error.toJSON() };
-    const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
-    return {
-      failed: {
-        code: 'snapshot_failed',
-        message: `could not snapshot ${task.source} (${code})`,
-        retryable: false,
-      },
-    };
+    return asFailure(error, task.source);
+  }
+}
+
+function asFailure(error: unknown, source: string): SnapshotFailure {
+  if (error instanceof TidemarkError) return { failed: error.toJSON() };
+  const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+  return {
+    failed: {
+      code: 'snapshot_failed',
+      message: `could not snapshot ${source} (${code})`,
+      retryable: false,
+    },
+  };
+}
+
+/** Runs in a piscina worker: where a second worker may start on a large file. */
+export async function planSnapshot(task: {
+  source: string;
+  size: number;
+}): Promise<SplitPlan | SnapshotFailure> {
+  try {
+    return await planSplit(task.source, task.size);
+  } catch (error) {
+    return asFailure(error, task.source);
   }
 }
 

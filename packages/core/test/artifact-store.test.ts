@@ -11,6 +11,7 @@ import {
 } from '@tidemark/core';
 import { describe, expect, it } from 'vitest';
 import { nextCut } from '../src/chunker.js';
+import { ingestFile } from '../src/ingest-file.js';
 import {
   chunksOf,
   openScratchStore,
@@ -96,6 +97,23 @@ describe('the content-addressed store', () => {
     const mean = data.length / cuts.length;
     expect(mean).toBeGreaterThan(CHUNK_AVG * 0.6);
     expect(mean).toBeLessThan(CHUNK_AVG * 1.6);
+  });
+
+  it('cuts a large file in two workers at once into exactly the chunks of a single pass', async () => {
+    const work = scratch();
+    const bytes = randomBytes(96 * 1024 * 1024);
+    // Zeros across the middle make the two halves' cut chains meet only where the content does.
+    bytes.fill(0, 40 * 1024 * 1024, 56 * 1024 * 1024);
+    writeFileSync(join(work, 'big.bin'), bytes);
+    const store = new ArtifactStore(join(scratch(), 'objects'));
+
+    const split = await store.snapshot(join(work, 'big.bin'));
+    const single = await ingestFile({ source: join(work, 'big.bin'), objectsDir: scratch() });
+    const manifest = await store.readManifest(split.manifest);
+    await store.close();
+
+    expect(chunksOf(manifest)).toEqual(single.chunks);
+    expect(split.size).toBe(bytes.length);
   });
 
   it('costs a few new chunks for 1 MiB appended to a 200 MiB file or bytes inserted in its middle', async () => {
