@@ -3,13 +3,12 @@ import {
   existsSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readFileSync,
   readSync,
   type Stats,
   statSync,
 } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { join, sep } from 'node:path';
 import { Piscina } from 'piscina';
 import { saveGuide } from './chunk-guide.js';
 import { writeFileDurablyAsync } from './durable-file.js';
@@ -17,6 +16,7 @@ import { ArtifactError, NotFoundError } from './errors.js';
 import { digestSize, getHasher } from './hash.js';
 import type { Digest } from './ids.js';
 import { beginIngest } from './ingest-lock.js';
+import { listFiles } from './list-files.js';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
 import { objectPath } from './object-layout.js';
 import { type RestoreResult, restoreManifest } from './restore-files.js';
@@ -318,18 +318,4 @@ function statOrThrow(source: string): Stats {
       cause: error,
     });
   }
-}
-
-/** Relative paths of every regular file below `root`, sorted so manifests are stable. */
-function listFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (folder: string): void => {
-    for (const entry of readdirSync(folder, { withFileTypes: true })) {
-      const full = join(folder, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) out.push(relative(root, full));
-    }
-  };
-  walk(root);
-  return out.sort();
 }

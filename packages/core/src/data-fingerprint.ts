@@ -1,8 +1,9 @@
-import { createReadStream, readdirSync, type Stats, statSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { createReadStream, type Stats, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { ValidationError } from './errors.js';
 import { getHasher } from './hash.js';
 import type { Digest } from './ids.js';
+import { listFiles } from './list-files.js';
 import type { FieldValue } from './values.js';
 
 /** The identity of one input file or directory as a run saw it. */
@@ -74,19 +75,6 @@ async function hashFile(path: string): Promise<{ digest: Digest; size: number }>
     throw unreadable(path, error);
   }
   return { digest: stream.digest(), size };
-}
-
-function listFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (folder: string): void => {
-    for (const entry of readdirSync(folder, { withFileTypes: true })) {
-      const full = join(folder, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) out.push(relative(root, full));
-    }
-  };
-  walk(root);
-  return out.sort();
 }
 
 function statOrThrow(path: string): Stats {

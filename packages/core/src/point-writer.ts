@@ -3,7 +3,7 @@ import type { RunId } from './ids.js';
 import { BLOCK_POINTS, type BlockAccumulator } from './series-blocks.js';
 import { toStoreError } from './sqlite-errors.js';
 import type { Store } from './store.js';
-import { PointFlag } from './values.js';
+import { flagValue, floatFlag, PointFlag } from './values.js';
 
 export type SeriesType = 'float' | 'string' | 'file';
 
@@ -158,15 +158,8 @@ export class PointWriter {
     float: number | null,
     text: string | null,
   ): void {
-    let value: number | null = null;
-    let flag: number = PointFlag.plain;
-    if (float !== null) {
-      if (Number.isNaN(float)) flag = PointFlag.nan;
-      else if (float === 0 && 1 / float < 0) {
-        value = 0;
-        flag = PointFlag.negativeZero;
-      } else value = float;
-    }
+    const flag = float === null ? PointFlag.plain : floatFlag(float);
+    const value = float === null ? null : flagValue(float, flag);
     const point = Number(
       this.#s.insertPoint.run(handle.id, step, ts, value, flag, text).lastInsertRowid,
     );
@@ -208,15 +201,8 @@ export class PointWriter {
       const float = this.#floats[i] as number | null;
       const text = this.#texts[i] as string | null;
 
-      let value: number | null = null;
-      let flag: number = PointFlag.plain;
-      if (float !== null) {
-        if (Number.isNaN(float)) flag = PointFlag.nan;
-        else if (float === 0 && 1 / float < 0) {
-          value = 0;
-          flag = PointFlag.negativeZero;
-        } else value = float;
-      }
+      const flag = float === null ? PointFlag.plain : floatFlag(float);
+      const value = float === null ? null : flagValue(float, flag);
       const point = Number(insert.run(handle.id, step, ts, value, flag, text).lastInsertRowid);
       if (i === 0) first = point;
 

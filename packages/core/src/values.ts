@@ -120,9 +120,21 @@ export function fromWireFloat(value: WireFloat): number {
 
 /** Splits a float into what SQLite can hold and the flag that restores it exactly. */
 export function floatToColumns(value: number): { value: number | null; flag: PointFlag } {
-  if (Number.isNaN(value)) return { value: null, flag: PointFlag.nan };
-  if (Object.is(value, -0)) return { value: 0, flag: PointFlag.negativeZero };
-  return { value, flag: PointFlag.plain };
+  const flag = floatFlag(value);
+  return { value: flagValue(value, flag), flag };
+}
+
+/** The flag a float is stored with; split from its value so hot write loops allocate nothing. */
+export function floatFlag(value: number): PointFlag {
+  if (Number.isNaN(value)) return PointFlag.nan;
+  if (value === 0 && 1 / value < 0) return PointFlag.negativeZero;
+  return PointFlag.plain;
+}
+
+/** The REAL column value for a float stored with `flag`. */
+export function flagValue(value: number, flag: PointFlag): number | null {
+  if (flag === PointFlag.nan) return null;
+  return flag === PointFlag.negativeZero ? 0 : value;
 }
 
 export function columnsToFloat(value: number | null, flag: number): number {
