@@ -124,7 +124,9 @@ function sourceShrank(source: string, offset: number, expected: number): Artifac
     'source_changed',
     `${source} ended at byte ${offset} while being read; it had ${expected} bytes when opened`,
     {
-      hint: 'Another process truncated or rewrote the file while it was logged. Log it again once written; writing checkpoints to a new name and renaming avoids this.',
+      hint:
+        'Another process truncated or rewrote the file while it was logged. Log it again once ' +
+        'written; writing checkpoints to a new name and renaming avoids this.',
       retryable: true,
     },
   );

@@ -11,7 +11,9 @@ const CODES: Record<ObjectProblem['problem'], { code: string; what: string; hint
   mismatch: {
     code: 'object_corrupt',
     what: 'does not match its digest',
-    hint: "The file was changed or damaged on disk. If the run was synced, 'tidemark get --remote' restores the artifact from the server.",
+    hint:
+      'The file was changed or damaged on disk. If the run was synced, ' +
+      "'tidemark get --remote' restores the artifact from the server.",
   },
   unreadable: {
     code: 'object_unreadable',

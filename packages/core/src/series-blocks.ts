@@ -1,5 +1,6 @@
 import { endianness } from 'node:os';
 import type Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
 import { columnsToFloat } from './values.js';
 
 /** Points per packed block: a 1,000,000-point series reads as about 120 blobs. */
@@ -108,7 +109,15 @@ export function decodeBlock(
   at: number,
 ): number {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (view.getUint8(0) !== FORMAT) throw new Error(`unknown block format ${view.getUint8(0)}`);
+  if (view.getUint8(0) !== FORMAT) {
+    throw new StoreError(
+      'store_corrupt',
+      `a packed series block has unknown format ${view.getUint8(0)}`,
+      {
+        hint: "Run 'tidemark verify'; 'tidemark verify --repair' rebuilds the store from what can be read.",
+      },
+    );
+  }
   const n = view.getUint32(4, true);
   let offset = HEADER_BYTES;
 

@@ -17,7 +17,9 @@ export function registerQuery(program: Command): void {
     .option('--csv', 'print CSV instead of a table')
     .addHelpText(
       'after',
-      '\nViews: runs_view, fields_view, points_view, series_stats, tags_view, files_view.\nFloat values are NULL where the point is NaN (see is_nan); docs/store-schema.md has the schema.',
+      '\nViews: runs_view, fields_view, points_view, series_stats, tags_view, files_view.\n' +
+        'Float values are NULL where the point is NaN (see is_nan); ' +
+        'docs/store-schema.md has the schema.',
     )
     .action(
       action('query', async (output, sql: string, options: QueryOptions) => {

@@ -34,7 +34,8 @@ export function registerVerify(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nExit code 0: no error found (or repaired); 6: errors remain. Verify never changes the\nstore; --repair moves the damaged database aside as store.db.damaged-<time>.',
+      '\nExit code 0: no error found (or repaired); 6: errors remain. Verify never changes the\n' +
+        'store; --repair moves the damaged database aside as store.db.damaged-<time>.',
     )
     .action(
       action('verify', async (output, options: VerifyOptions) => {
