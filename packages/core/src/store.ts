@@ -108,13 +108,16 @@ export class Store {
     if (folder.database === 'present') {
       assertSqliteFile(dbPath);
       assertDatabaseLength(dbPath);
-      assertOursReadOnly(dbPath);
     }
     mkdirSync(dir, { recursive: true });
 
     const db = openDatabase(dbPath);
     try {
       migrateStore(db, dbPath);
+
+      // WAL only once the file is known to be ours: switching a foreign database to WAL would
+      // already change its header (invariant 8). On a store it is already WAL, a no-op.
+      db.pragma('journal_mode = WAL');
       const store = new Store(dir, db, options);
       store.writers.reapDead();
       return store;
@@ -207,6 +210,7 @@ export function openReadOnly(dir?: string): Database.Database {
   const writer = openDatabase(dbPath);
   try {
     migrateStore(writer, dbPath);
+    writer.pragma('journal_mode = WAL');
   } catch (error) {
     throw toStoreError(error, dbPath);
   } finally {
@@ -226,29 +230,11 @@ function openReader(path: string): Database.Database {
   }
 }
 
-/**
- * Checks the file is a store this version can migrate before anything opens it for writing:
- * switching a foreign database to WAL would already change its header (invariant 8).
- */
-function assertOursReadOnly(path: string): void {
-  let probe: Database.Database | undefined;
-  try {
-    probe = new Database(path, { readonly: true, fileMustExist: true });
-    probe.pragma('busy_timeout = 30000');
-    assertMigratable(schemaStatus(probe), path);
-  } catch (error) {
-    throw toStoreError(error, path);
-  } finally {
-    probe?.close();
-  }
-}
-
 function openDatabase(path: string): Database.Database {
   let db: Database.Database | undefined;
   try {
     db = new Database(path);
     db.pragma('busy_timeout = 30000');
-    db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     return db;
