@@ -276,9 +276,14 @@ async function measureResume(workDir: string, storeDir: string): Promise<Measure
   await server.process.kill9();
   rmSync(serverDir, { recursive: true, force: true });
 
-  const puts = server.process.lines
-    .filter((l) => l.event === 'request' && l.method === 'PUT')
-    .map((l) => String(l.path).slice('/api/v1/chunks/'.length));
+  // Single uploads log their request, batches each chunk they carried, cut ones included.
+  const puts = server.process.lines.flatMap((l) => {
+    if (l.event === 'chunk_received') return [String(l.digest)];
+    if (l.event === 'request' && l.method === 'PUT') {
+      return [String(l.path).slice('/api/v1/chunks/'.length)];
+    }
+    return [];
+  });
   const counts = new Map<string, number>();
   for (const digest of puts) counts.set(digest, (counts.get(digest) ?? 0) + 1);
   const twice = [...counts.values()].filter((n) => n > 1).length;

@@ -86,6 +86,22 @@ export interface MissingChunksResponse {
   missing: Digest[];
 }
 
+/** A chunk of a batch the server did not keep, and why (`digest_mismatch`, `digest_collision`). */
+export interface ChunkRefusal {
+  digest: Digest;
+  code: string;
+  message: string;
+}
+
+/**
+ * The answer to `POST /api/v1/chunks/batch`: how many chunks the project did not hold before,
+ * and those refused. Every other chunk of the batch is held by the project now.
+ */
+export interface ChunkBatchResponse {
+  stored: number;
+  refused: ChunkRefusal[];
+}
+
 /** The JSON body of every error answer. */
 export interface WireError {
   error: { code: string; message: string; hint?: string };

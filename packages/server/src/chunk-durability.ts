@@ -15,11 +15,19 @@ import type Database from 'better-sqlite3';
 const SYNCS_IN_FLIGHT = 16;
 
 /**
+ * Unsynced bytes after which written chunks start being fsynced in the background. A large
+ * upload then keeps the disk writing while more chunks arrive, and its commit finds little left
+ * to do; small uploads stay below it and are synced together at commit.
+ */
+const EARLY_SYNC_BYTES = 32 * 1024 * 1024;
+
+/**
  * Which chunk files were written but not yet fsynced (`pending_chunks`). An upload answers as
  * soon as its chunk is written and renamed into place; making it durable is deferred to
  * `commit`, which a client calls once after its uploads and before it sends the ops that need
  * them, so a thousand chunks cost a few journal commits instead of a thousand (protocol:
- * Chunks). Nothing relies on a pending chunk across a crash: an op is applied only after its
+ * Chunks). Once enough unsynced bytes pile up during a large upload, they are fsynced in the
+ * background meanwhile, so the disk is not idle until the commit. Nothing relies on a pending chunk across a crash: an op is applied only after its
  * chunks are durable (`commitSync`), and at startup every chunk still pending is re-hashed and
  * kept only if intact (`recover`).
  */
@@ -29,9 +37,16 @@ export class PendingChunks {
   readonly #isPending: Database.Statement;
   readonly #add: Database.Statement;
   readonly #remove: Database.Statement;
+  readonly #logger: Logger;
+  /** Written chunks not yet handed to a background sync, and their bytes. */
+  #unsynced: Digest[] = [];
+  #unsyncedBytes = 0;
+  /** The background syncs under way; a commit waits for them before syncing the rest. */
+  #settling: Promise<void> = Promise.resolve();
 
-  constructor(db: Database.Database, path: (digest: Digest) => string) {
+  constructor(db: Database.Database, path: (digest: Digest) => string, logger: Logger) {
     this.#db = db;
+    this.#logger = logger;
     this.#path = path;
     this.#isPending = db.prepare('SELECT 1 FROM pending_chunks WHERE digest = ?').pluck();
     this.#add = db.prepare('INSERT OR REPLACE INTO pending_chunks (digest, at) VALUES (?, ?)');
@@ -43,8 +58,41 @@ export class PendingChunks {
     this.#add.run(digest, now);
   }
 
+  /**
+   * Notes a chunk file written and recorded by `add`; past a threshold of unsynced bytes, starts
+   * fsyncing those files in the background. A failure there is only logged: the chunks stay
+   * pending and the commit that needs them syncs them again and reports what fails.
+   */
+  written(digest: Digest, size: number): void {
+    this.#unsynced.push(digest);
+    this.#unsyncedBytes += size;
+    if (this.#unsyncedBytes < EARLY_SYNC_BYTES) return;
+
+    const batch = this.#unsynced;
+    this.#unsynced = [];
+    this.#unsyncedBytes = 0;
+    this.#settling = this.#settling.then(() =>
+      this.#sync(batch).then(
+        () => undefined,
+        (error: unknown) => {
+          this.#logger.warn('early_sync_failed', { chunks: batch.length, error: String(error) });
+        },
+      ),
+    );
+  }
+
+  /** Resolves once no background sync is under way; a closing server waits for it. */
+  settled(): Promise<void> {
+    return this.#settling;
+  }
+
   /** Makes the pending ones of `digests` durable: each file, then each folder, fsynced. */
   async commit(digests: readonly Digest[]): Promise<number> {
+    await this.#settling;
+    return this.#sync(digests);
+  }
+
+  async #sync(digests: readonly Digest[]): Promise<number> {
     const pending = [...new Set(digests)].filter((d) => this.#isPending.get(d) !== undefined);
     let next = 0;
     const worker = async (): Promise<void> => {

@@ -1,31 +1,41 @@
 import {
   ArtifactError,
+  type ChunkBatchResponse,
   type Digest,
   digestSize,
   getHasher,
   isDigest,
   isProjectName,
+  type Logger,
   type MissingChunksResponse,
   NotFoundError,
+  type TidemarkError,
 } from '@tidemark/core';
 import { assertProjectAccess } from './auth.js';
+import { BodyBuffers } from './body-buffers.js';
+import { batchDigests, readChunkBatch } from './chunk-batch.js';
 import type { ChunkStore } from './chunk-store.js';
 import { badRequest, RequestError } from './errors.js';
-import { readBody, readJson } from './http-io.js';
+import { readBodyInto, readJson } from './http-io.js';
 import type { ServerLimits } from './limits.js';
 import { projectParam } from './query-params.js';
 import type { Router } from './router.js';
 
 /**
  * The chunk endpoints. Every answer is about the named project only: presence, upload and
- * download never consult what other projects hold (invariant 9).
+ * download never consult what other projects hold (invariant 9). A batch logs, at debug level,
+ * what became of each chunk it carried (`chunk_received`, status 0 for one cut off mid-way).
  */
 export function addChunkRoutes(
   router: Router,
   chunks: ChunkStore,
   limits: ServerLimits,
   clock: () => number,
+  logger: Logger,
 ): void {
+  // As many as uploads usually run at once; more are allocated when needed, and dropped after.
+  const buffers = new BodyBuffers(limits.maxChunkBytes, 8);
+
   router.add('POST', '/api/v1/chunks/missing', async ({ req, principal }) => {
     const body = await readJson(req, limits.maxJsonBodyBytes);
     const { project, digests } = parseMissingRequest(body, limits.maxDigestsPerRequest);
@@ -62,11 +72,59 @@ export function addChunkRoutes(
 
     // The server re-hashes every chunk it receives and trusts no digest a client names (invariant 4).
     const hashing = (await getHasher()).stream();
-    const bytes = await readBody(req, limits.maxChunkBytes, (piece) => hashing.update(piece));
-    if (hashing.digest() !== digest) throw mismatch(digest);
+    const buffer = buffers.take();
+    try {
+      const bytes = await readBodyInto(req, buffer.subarray(0, size), (piece) =>
+        hashing.update(piece),
+      );
+      if (bytes === undefined || hashing.digest() !== digest) throw mismatch(digest);
 
-    const stored = await chunks.put(project, digest, bytes, clock(), await getHasher());
-    return { status: stored ? 201 : 200, json: { stored } };
+      const stored = await chunks.put(project, digest, bytes, clock(), await getHasher());
+      return { status: stored ? 201 : 200, json: { stored } };
+    } finally {
+      buffers.give(buffer);
+    }
+  });
+
+  router.add('POST', '/api/v1/chunks/batch', async ({ req, url, principal }) => {
+    const project = projectParam(url);
+    assertProjectAccess(principal, project);
+    const digests = batchDigests(url, limits);
+    const total = digests.reduce((sum, digest) => sum + digestSize(digest), 0);
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) !== total) {
+      throw badRequest(
+        'digest_mismatch',
+        `the body is ${declared} bytes, the chunks it names ${total}`,
+        'Send the chunks named in ?digests= back to back, each whole, nothing else.',
+      );
+    }
+
+    // Each chunk is checked and kept as soon as it is whole; one refused does not stop the rest.
+    const answer: ChunkBatchResponse = { stored: 0, refused: [] };
+    const hasher = await getHasher();
+    const refuse = (digest: Digest, error: TidemarkError, status: number): void => {
+      answer.refused.push({ digest, code: error.code, message: error.message });
+      logger.debug('chunk_received', { project, digest, status });
+    };
+    await readChunkBatch(req, digests, buffers, hasher, {
+      take: async (digest, bytes, outcome) => {
+        if (outcome === 'mismatch') {
+          refuse(digest, mismatch(digest), 400);
+          return;
+        }
+        try {
+          const stored = await chunks.put(project, digest, bytes, clock(), hasher);
+          if (stored) answer.stored += 1;
+          logger.debug('chunk_received', { project, digest, status: stored ? 201 : 200 });
+        } catch (error) {
+          if (!(error instanceof RequestError) || error.code !== 'digest_collision') throw error;
+          refuse(digest, error, error.status);
+        }
+      },
+      cut: (digest) => logger.debug('chunk_received', { project, digest, status: 0 }),
+    });
+    return { status: 200, json: answer };
   });
 
   router.add('GET', '/api/v1/chunks/:digest', async ({ url, params, principal }) => {

@@ -1,15 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   ArtifactError,
@@ -61,7 +52,7 @@ export class ChunkStore {
     this.#insertRow = db.prepare(
       'INSERT OR IGNORE INTO project_chunks (project, digest, at) VALUES (?, ?, ?)',
     );
-    this.#pending = new PendingChunks(db, (digest) => this.#path(digest));
+    this.#pending = new PendingChunks(db, (digest) => this.#path(digest), logger);
   }
 
   /**
@@ -148,13 +139,13 @@ export class ChunkStore {
       mkdirSync(folder, { recursive: true });
       this.#folders.add(folder);
     }
-    // Plain synchronous calls: a chunk of a few MiB lands in the page cache in well under a
-    // millisecond, less than the thread-pool round trips of the asynchronous ones would cost.
-    const temp = writeTempFileSync(folder, bytes, target);
+    // Asynchronous calls: the thread pool creates and fills the file on the other core while
+    // this thread goes on receiving and hashing the next chunk of a batch.
+    const temp = await writeTempFile(folder, bytes, target);
 
     let written = false;
     try {
-      const existing = existsSync(target) ? readFileSync(target) : undefined;
+      const existing = existsSync(target) ? await readFile(target) : undefined;
       if (existing !== undefined && !existing.equals(bytes)) {
         if (hasher.digest(existing) === digest) throw collision(digest, project, this.#logger);
         this.#moveAside(digest, target);
@@ -162,11 +153,11 @@ export class ChunkStore {
       // A copy already on disk may be durable and relied on: it is never replaced by one that
       // is not yet.
       if (existing === undefined || !existing.equals(bytes)) {
-        renameSync(temp, target);
+        await rename(temp, target);
         written = true;
       }
     } finally {
-      if (!written) rmSync(temp, { force: true });
+      if (!written) await rm(temp, { force: true });
     }
 
     // NORMAL is enough for these rows: the op that relies on them commits later with FULL,
@@ -180,7 +171,13 @@ export class ChunkStore {
     } finally {
       this.#db.pragma('synchronous = FULL');
     }
+    if (written) this.#pending.written(digest, bytes.length);
     return true;
+  }
+
+  /** Resolves once the chunk files being fsynced in the background are done. */
+  settled(): Promise<void> {
+    return this.#pending.settled();
   }
 
   /** `read` without blocking the event loop on the disk. */
@@ -260,20 +257,20 @@ export class ChunkStore {
 }
 
 /** Writes a temp file beside `target` without fsync; `PendingChunks.commit` syncs it later. */
-function writeTempFileSync(folder: string, bytes: Uint8Array, target: string): string {
+async function writeTempFile(folder: string, bytes: Uint8Array, target: string): Promise<string> {
   const temp = join(folder, `.tmp-${randomBytes(8).toString('hex')}`);
-  let fd: number | undefined;
+  let handle: FileHandle | undefined;
   try {
-    fd = openSync(temp, 'wx', 0o444);
+    handle = await open(temp, 'wx', 0o444);
     for (let written = 0; written < bytes.length; ) {
-      written += writeSync(fd, bytes, written, bytes.length - written);
+      written += (await handle.write(bytes, written, bytes.length - written)).bytesWritten;
     }
-    closeSync(fd);
-    fd = undefined;
+    await handle.close();
+    handle = undefined;
     return temp;
   } catch (error) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(temp, { force: true });
+    await handle?.close();
+    await rm(temp, { force: true });
     throw toArtifactWriteError(error, target);
   }
 }

@@ -37,6 +37,24 @@ export async function readBody(
   return Buffer.concat(pieces, total);
 }
 
+/**
+ * Reads a body into `target`, copying each piece as it arrives, and answers the part filled.
+ * Answers undefined, without reading further, once the body turns out longer than `target`.
+ */
+export async function readBodyInto(
+  req: IncomingMessage,
+  target: Buffer,
+  onChunk?: (bytes: Buffer) => void,
+): Promise<Buffer | undefined> {
+  let total = 0;
+  for await (const piece of req as AsyncIterable<Buffer>) {
+    if (total + piece.length > target.length) return undefined;
+    onChunk?.(piece);
+    total += piece.copy(target, total);
+  }
+  return target.subarray(0, total);
+}
+
 /** Reads and parses a JSON body; a body that is not JSON answers 400 `invalid_json`. */
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const body = await readBody(req, limit);

@@ -9,6 +9,10 @@ export interface ServerLimits {
   maxOpsBodyBytes: number;
   /** Largest chunk a `PUT /api/v1/chunks/<digest>` may carry, in bytes. */
   maxChunkBytes: number;
+  /** Largest `POST /api/v1/chunks/batch` body, in bytes. */
+  maxBatchBytes: number;
+  /** The most chunks one batch carries. */
+  maxChunksPerBatch: number;
   /** Largest body of the other JSON requests (`chunks/missing`), in bytes. */
   maxJsonBodyBytes: number;
   maxOpsPerRequest: number;
@@ -20,6 +24,8 @@ export interface ServerLimits {
 export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxOpsBodyBytes: 64 * 1024 * 1024,
   maxChunkBytes: 8 * 1024 * 1024,
+  maxBatchBytes: 64 * 1024 * 1024,
+  maxChunksPerBatch: 64,
   maxJsonBodyBytes: 4 * 1024 * 1024,
   maxOpsPerRequest: 10_000,
   maxDigestsPerRequest: 10_000,

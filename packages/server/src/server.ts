@@ -78,7 +78,7 @@ export function createServer(options: ServerOptions): TidemarkServer {
   router.add('GET', '/api/v1/health', health, { public: true });
   router.add('GET', '/api/v1/whoami', whoami);
   addOpsRoutes(router, new OpApplier(db, chunks, clock), limits);
-  addChunkRoutes(router, chunks, limits, clock);
+  addChunkRoutes(router, chunks, limits, clock, logger);
   addRunRoutes(router, new RunQueries(db), chunks, limits);
   addRunDeletion(router, db, clock);
   return new HttpTidemarkServer(options.dataDir, db, router, logger, chunks);
@@ -149,9 +149,11 @@ class HttpTidemarkServer implements TidemarkServer {
       }
       this.#http.close(() => resolve());
       this.#http.closeIdleConnections();
-    }).then(() => {
-      this.#db.close();
-    });
+    })
+      .then(() => this.#chunks.settled())
+      .then(() => {
+        this.#db.close();
+      });
     return this.#closed;
   }
 

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import {
+  type ChunkRefusal,
   type Digest,
   getHasher,
   type Logger,
@@ -26,6 +27,7 @@ import {
   checkHealth,
   checkMissing,
   checkOpsResponse,
+  checkRefusals,
   checkWhoAmI,
   isObject,
 } from './wire-answers.js';
@@ -178,6 +180,23 @@ export class HttpRemoteClient implements RemoteClient {
     const answer = body.length === 0 ? undefined : parseJson(body, this.#endpoint('PUT', path));
     if (isObject(answer) && typeof answer.stored === 'boolean') return { stored: answer.stored };
     return { stored: status === 201 };
+  }
+
+  async putChunks(
+    project: string,
+    digests: readonly Digest[],
+    body: Uint8Array,
+    options: PutChunkOptions = {},
+  ): Promise<ChunkRefusal[]> {
+    if (digests.length === 0) return [];
+    const path = 'api/v1/chunks/batch';
+    const answer = await this.#call('POST', path, {
+      searchParams: { project, digests: digests.join(',') },
+      bytes: body,
+      ...(options.onBodySent === undefined ? {} : { onBodySent: options.onBodySent }),
+    });
+    const endpoint = this.#endpoint('POST', path);
+    return checkRefusals(digests, parseJson(answer, endpoint), endpoint);
   }
 
   async commitChunks(project: string, digests: readonly Digest[]): Promise<Digest[]> {

@@ -1,4 +1,5 @@
 import type {
+  ChunkRefusal,
   Digest,
   OpsRequest,
   OpsResponse,
@@ -83,6 +84,19 @@ export interface RemoteClient {
     bytes: Uint8Array,
     options?: PutChunkOptions,
   ): Promise<{ stored: boolean }>;
+
+  /**
+   * Uploads several chunks or manifests in one request: `body` holds them back to back, in the
+   * order of `digests`. The server checks and keeps each as it arrives whole, so a cut request
+   * costs only the object it was cut in. Answers those refused; the project holds every other
+   * one afterwards. Optional: without it, objects go one by one through `putChunk`.
+   */
+  putChunks?(
+    project: string,
+    digests: readonly Digest[],
+    body: Uint8Array,
+    options?: PutChunkOptions,
+  ): Promise<ChunkRefusal[]>;
 
   /**
    * Makes the uploaded chunks among `digests` durable on the server and answers those the

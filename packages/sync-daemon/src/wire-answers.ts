@@ -1,4 +1,10 @@
-import { type Digest, isDigest, type OpsRequest, type OpsResponse } from '@tidemark/core';
+import {
+  type ChunkRefusal,
+  type Digest,
+  isDigest,
+  type OpsRequest,
+  type OpsResponse,
+} from '@tidemark/core';
 import type { HealthAnswer, WhoAmI } from './remote-client.js';
 import { RemoteError } from './remote-error.js';
 
@@ -52,6 +58,34 @@ export function checkMissing(asked: readonly Digest[], body: unknown, endpoint: 
     throw RemoteError.protocol(endpoint, 'the answer names a digest that was not asked about');
   }
   return [...new Set(missing)];
+}
+
+/** The refusals of a `POST /api/v1/chunks/batch` answer, each naming a chunk of the batch. */
+export function checkRefusals(
+  sent: readonly Digest[],
+  body: unknown,
+  endpoint: string,
+): ChunkRefusal[] {
+  const refused = isObject(body) ? body.refused : undefined;
+  const wanted = new Set<string>(sent);
+  if (
+    !Array.isArray(refused) ||
+    !refused.every(
+      (item) =>
+        isObject(item) &&
+        isDigest(item.digest) &&
+        wanted.has(item.digest) &&
+        typeof item.code === 'string' &&
+        typeof item.message === 'string',
+    )
+  ) {
+    throw RemoteError.protocol(endpoint, 'the answer is not a list of refusals of chunks sent');
+  }
+  return refused.map((item: ChunkRefusal) => ({
+    digest: item.digest,
+    code: item.code,
+    message: item.message,
+  }));
 }
 
 export function checkHealth(body: unknown, endpoint: string): HealthAnswer {

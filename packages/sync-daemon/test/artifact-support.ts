@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Digest, Logger } from '@tidemark/core';
-import { createServer as createTidemarkServer, ensureInitialToken } from '@tidemark/server';
+import {
+  createServer as createTidemarkServer,
+  ensureInitialToken,
+  type ServerLimits,
+} from '@tidemark/server';
 import Database from 'better-sqlite3';
 import { tempDir } from './helpers.js';
 
@@ -29,14 +33,17 @@ export interface RecordingServer {
   port: number;
   token: string;
   dataDir: string;
-  /** Every chunk PUT the server finished handling, in order, aborted ones included. */
+  /** Every chunk upload the server finished handling, in order, cut-off ones included. */
   puts: ChunkPut[];
-  /** Called after each chunk PUT is handled. */
+  /** Called after each chunk upload is handled. */
   onPut: ((put: ChunkPut) => void) | undefined;
 }
 
 /** A server in this process on 127.0.0.1 that records each chunk upload it handles. */
-export async function startRecordingServer(dataDir = tempDir()): Promise<RecordingServer> {
+export async function startRecordingServer(
+  dataDir = tempDir(),
+  limits: Partial<ServerLimits> = {},
+): Promise<RecordingServer> {
   const token = readFileSync(ensureInitialToken(dataDir).path, 'utf8').trim();
   const recorded: RecordingServer = {
     url: '',
@@ -48,13 +55,8 @@ export async function startRecordingServer(dataDir = tempDir()): Promise<Recordi
   };
   const logger: Logger = {
     debug(event, fields = {}) {
-      const path = String(fields.path ?? '');
-      if (event !== 'request' || fields.method !== 'PUT' || !path.startsWith('/api/v1/chunks/'))
-        return;
-      const put = {
-        digest: path.slice('/api/v1/chunks/'.length) as Digest,
-        status: Number(fields.status),
-      };
+      const put = chunkUpload(event, fields);
+      if (put === undefined) return;
       recorded.puts.push(put);
       recorded.onPut?.(put);
     },
@@ -62,12 +64,27 @@ export async function startRecordingServer(dataDir = tempDir()): Promise<Recordi
     warn() {},
     error() {},
   };
-  const server = createTidemarkServer({ dataDir, logger });
+  const server = createTidemarkServer({ dataDir, logger, limits });
   const address = await server.listen(0, '127.0.0.1');
   stops.push(() => server.close());
   recorded.url = address.url;
   recorded.port = address.port;
   return recorded;
+}
+
+/**
+ * The chunk upload a server log event reports: a single `PUT /api/v1/chunks/<digest>` request,
+ * or one chunk of a batch (`chunk_received`, status 0 when the body broke off inside it).
+ */
+function chunkUpload(event: string, fields: Record<string, unknown>): ChunkPut | undefined {
+  if (event === 'chunk_received') {
+    return { digest: fields.digest as Digest, status: Number(fields.status) };
+  }
+  const path = String(fields.path ?? '');
+  if (event !== 'request' || fields.method !== 'PUT' || !path.startsWith('/api/v1/chunks/')) {
+    return undefined;
+  }
+  return { digest: path.slice('/api/v1/chunks/'.length) as Digest, status: Number(fields.status) };
 }
 
 /** The chunks a project holds on a server, read from its database as another process would. */

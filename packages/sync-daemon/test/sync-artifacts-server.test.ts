@@ -1,7 +1,15 @@
 import { createHash, randomFillSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Digest, Seq } from '@tidemark/core';
+import {
+  type Digest,
+  getRun,
+  manifestChunks,
+  objectPath,
+  openReadOnly,
+  type Seq,
+  type Store,
+} from '@tidemark/core';
 import { createToken } from '@tidemark/server';
 import { HttpRemoteClient, syncOnce } from '@tidemark/sync-daemon';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -80,8 +88,52 @@ describe('artifact chunks over HTTP to @tidemark/server', () => {
     expect(heldChunks(server.dataDir, 'team/b')).toEqual(new Set(digests));
     expect(b.store.journal.countAfter(0 as Seq)).toBe(second.opsApplied);
   });
+
+  it('leaves a local object that cannot be read out of its batch, quarantines its run and sends the rest', async () => {
+    const { dir, store } = openTestStore();
+    const broken = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
+    const fine = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
+    rmSync(objectPath(join(dir, 'objects'), await firstChunk(store, broken.id)));
+    const server = await startRecordingServer();
+    const remote = new HttpRemoteClient({ url: server.url, token: server.token });
+
+    const report = await syncOnce(store, remote);
+
+    expect(report.quarantined).toEqual([
+      { runId: broken.id, reason: expect.stringMatching(/^object_missing/), isNew: true },
+    ]);
+    expect((await remote.getRun(fine.id)).files).toHaveLength(1);
+    expect(heldChunks(server.dataDir, 'team/a').has(await firstChunk(store, fine.id))).toBe(true);
+    expect(server.puts.every((put) => put.status === 201)).toBe(true);
+  });
+
+  it('falls back to one object per request when the server refuses batches this large', async () => {
+    const { dir, store } = openTestStore();
+    const run = await recordRun(dir, 'team/a', async (r) => {
+      await r.upload('a', randomFile(5000));
+      await r.upload('b', randomFile(6000));
+      await r.upload('c', randomFile(7000));
+    });
+    const server = await startRecordingServer(tempDir(), { maxChunksPerBatch: 1 });
+    const remote = new HttpRemoteClient({ url: server.url, token: server.token });
+
+    const report = await syncOnce(store, remote);
+
+    expect(report.quarantined).toEqual([]);
+    expect((await remote.getRun(run.id)).files).toHaveLength(3);
+    expect(report.chunksSent).toBe(6);
+    expect(server.puts.filter((put) => put.status === 201)).toHaveLength(6);
+  });
 });
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The first chunk of the first file a run logged, read from its manifest. */
+async function firstChunk(store: Store, runId: string): Promise<Digest> {
+  const db = openReadOnly(store.dir);
+  const manifest = getRun(db, runId).files[0]?.manifest as Digest;
+  db.close();
+  return manifestChunks(await store.objects.readManifest(manifest))[0] as Digest;
 }

@@ -1,0 +1,127 @@
+import type { IncomingMessage } from 'node:http';
+import { type Digest, digestSize, type Hasher, isDigest } from '@tidemark/core';
+import type { BodyBuffers } from './body-buffers.js';
+import { badRequest, RequestError } from './errors.js';
+import type { ServerLimits } from './limits.js';
+
+/** What became of one chunk of a batch whose bytes arrived whole. */
+export type BatchOutcome = 'intact' | 'mismatch';
+
+/**
+ * The `digests` query parameter of `POST /api/v1/chunks/batch`: comma-separated, each at most
+ * `limits.maxChunkBytes`, together at most `limits.maxBatchBytes` and `maxChunksPerBatch`.
+ */
+export function batchDigests(url: URL, limits: ServerLimits): Digest[] {
+  const text = url.searchParams.get('digests');
+  if (text === null || text.length === 0) {
+    throw badRequest(
+      'missing_digests',
+      'the query parameter digests is required',
+      'List the chunks the body carries, in order: ?digests=<digest>,<digest>.',
+    );
+  }
+  const digests = text.split(',');
+  if (digests.length > limits.maxChunksPerBatch) {
+    throw badRequest(
+      'too_many_digests',
+      `a batch carries at most ${limits.maxChunksPerBatch} chunks`,
+      'Split the batch.',
+    );
+  }
+  const bad = digests.findIndex((digest) => !isDigest(digest));
+  if (bad !== -1) throw badRequest('invalid_digest', `digests[${bad}] is not a digest`);
+
+  let total = 0;
+  for (const digest of digests as Digest[]) {
+    if (digestSize(digest) > limits.maxChunkBytes) {
+      throw new RequestError(413, 'body_too_large', `chunk ${digest} is larger than allowed`, {
+        hint: `Chunks are at most ${limits.maxChunkBytes} bytes.`,
+      });
+    }
+    total += digestSize(digest);
+  }
+  if (total > limits.maxBatchBytes) {
+    throw new RequestError(413, 'body_too_large', `the batch is larger than allowed`, {
+      hint: `A batch carries at most ${limits.maxBatchBytes} bytes; split it.`,
+    });
+  }
+  return digests as Digest[];
+}
+
+/** Chunks of one batch being stored at once while the next ones arrive. */
+const STORING_AT_ONCE = 3;
+
+/**
+ * Reads a body made of the chunks `digests` name, back to back, and hands each to `take` as
+ * soon as its last byte arrived, re-hashed: whatever arrived whole is kept even when the rest
+ * of the body never comes, so an interrupted batch costs at most the chunk it was cut in.
+ * Up to STORING_AT_ONCE chunks are being stored while the next arrives; all have settled when
+ * this returns or throws. A body that ends early, or runs on past the last chunk, is refused
+ * with `digest_mismatch`.
+ */
+export async function readChunkBatch(
+  req: IncomingMessage,
+  digests: readonly Digest[],
+  buffers: BodyBuffers,
+  hasher: Hasher,
+  handlers: {
+    take: (digest: Digest, bytes: Buffer, outcome: BatchOutcome) => Promise<void>;
+    /** The chunk whose bytes had begun to arrive when the body broke off. */
+    cut: (digest: Digest) => void;
+  },
+): Promise<void> {
+  const storing = new Set<Promise<void>>();
+  let buffer = buffers.take();
+  let index = 0;
+  let filled = 0;
+
+  const handOver = async (): Promise<void> => {
+    for (let digest = digests[index]; digest !== undefined; digest = digests[index]) {
+      if (filled < digestSize(digest)) return;
+      const full = buffer;
+      const bytes = full.subarray(0, filled);
+      const outcome = hasher.digest(bytes) === digest ? 'intact' : 'mismatch';
+      const work: Promise<void> = handlers.take(digest, bytes, outcome).finally(() => {
+        storing.delete(work);
+        buffers.give(full);
+      });
+      storing.add(work);
+      // A failure surfaces in the race below or in the final wait; this handler only keeps it
+      // from counting as unhandled while the next chunk is being received.
+      work.catch(() => undefined);
+      index += 1;
+      filled = 0;
+      buffer = buffers.take();
+      if (storing.size >= STORING_AT_ONCE) await Promise.race(storing);
+    }
+  };
+
+  try {
+    await handOver();
+    for await (const piece of req as AsyncIterable<Buffer>) {
+      for (let offset = 0; offset < piece.length; ) {
+        const digest = digests[index];
+        if (digest === undefined) throw bodyMismatch('runs on past the last chunk it names');
+        const part = Math.min(digestSize(digest) - filled, piece.length - offset);
+        filled += piece.copy(buffer, filled, offset, offset + part);
+        offset += part;
+        await handOver();
+      }
+    }
+    if (index < digests.length) throw bodyMismatch('ends before the last chunk it names');
+    await Promise.all(storing);
+  } catch (error) {
+    const digest = digests[index];
+    if (digest !== undefined && filled > 0) handlers.cut(digest);
+    await Promise.allSettled(storing);
+    throw error;
+  } finally {
+    buffers.give(buffer);
+  }
+}
+
+function bodyMismatch(how: string): RequestError {
+  return new RequestError(400, 'digest_mismatch', `the batch body ${how}`, {
+    hint: 'Send the chunks named in ?digests= back to back, each whole, nothing else.',
+  });
+}
