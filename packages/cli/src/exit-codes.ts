@@ -28,7 +28,8 @@ export const EXIT_CODE_HELP = `Exit codes:
   3  run, series or file not found
   4  remote unreachable or failing; nothing was lost, sync again later
   5  authentication or authorization failed
-  6  the store or a data folder cannot be used as it is (foreign, newer, damaged, unwritable)
+  6  the store, a data folder or the --out folder cannot be used as it is (foreign, newer,
+     damaged, unwritable, full), or verify found errors
   7  partly done: some runs were quarantined (see the message)`;
 
 const REMOTE_CODES: Record<string, ExitCode> = {

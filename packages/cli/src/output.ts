@@ -5,12 +5,19 @@ import { explainSystemError } from './system-errors.js';
 
 /**
  * Where a command writes. Results go to stdout; logs and progress to stderr. With `--json`
- * stdout carries exactly one envelope: `{ ok, command, data }` or `{ ok, command, error }`.
+ * stdout carries exactly one envelope, `ok` true exactly when the exit code is 0:
+ * `{ ok: true, command, data }`, or `{ ok: false, command, error }` with `data` beside the
+ * error when the command still has a result to show (verify's findings, sync's report).
  */
 export interface Output {
   json: boolean;
   command: string;
   result(data: unknown, human: () => string): void;
+  /**
+   * A result that ends in failure: the data as `result` prints it, and the error (on stderr
+   * for people, in the envelope for scripts). Answers the exit code the command must return.
+   */
+  failure(data: unknown, error: TidemarkError, human: () => string): ExitCode;
   log(event: string, fields?: Record<string, unknown>): void;
 }
 
@@ -21,6 +28,16 @@ export function createOutput(command: string, json: boolean): Output {
     result(data, human) {
       if (json) process.stdout.write(`${stringifyJson({ ok: true, command, data })}\n`);
       else process.stdout.write(`${human()}\n`);
+    },
+    failure(data, error, human) {
+      if (json) {
+        const envelope = { ok: false, command, error: error.toJSON(), data };
+        process.stdout.write(`${stringifyJson(envelope)}\n`);
+      } else {
+        process.stdout.write(`${human()}\n`);
+        writeHumanError(error.toJSON());
+      }
+      return exitCodeFor(error);
     },
     log(event, fields = {}) {
       process.stderr.write(`${formatLogLine(event, fields)}\n`);
@@ -35,18 +52,23 @@ export function reportError(command: string, json: boolean, raw: unknown): ExitC
   const body = known?.toJSON() ?? {
     code: 'internal',
     message: error instanceof Error ? error.message : String(error),
+    hint: 'This is a bug in tidemark: run again with DEBUG=tidemark to see where, and report it.',
     retryable: false,
   };
   if (json) {
     process.stdout.write(`${stringifyJson({ ok: false, command, error: body })}\n`);
   } else {
-    process.stderr.write(`error: ${body.message}\n`);
-    if (body.hint !== undefined) process.stderr.write(`hint: ${body.hint}\n`);
+    writeHumanError(body);
     if (known === undefined && error instanceof Error && process.env.DEBUG?.includes('tidemark')) {
       process.stderr.write(`${error.stack ?? ''}\n`);
     }
   }
   return known === undefined ? ExitCode.internal : exitCodeFor(known);
+}
+
+function writeHumanError(body: { message: string; hint?: string }): void {
+  process.stderr.write(`error: ${body.message}\n`);
+  if (body.hint !== undefined) process.stderr.write(`hint: ${body.hint}\n`);
 }
 
 /** One structured log line: an event name then key=value pairs, values quoted when needed. */

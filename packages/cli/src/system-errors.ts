@@ -29,6 +29,20 @@ export function explainSystemError(error: unknown): unknown {
           cause: error,
         },
       );
+    case 'EISDIR':
+      return new TidemarkError(
+        'invalid_path',
+        `cannot use${where}: a folder is in the way of a file`,
+        {
+          hint: 'Move the folder away or pass another path; tidemark does not replace folders unasked.',
+          cause: error,
+        },
+      );
+    case 'ENAMETOOLONG':
+      return new TidemarkError('invalid_path', `a name in${where} is too long`, {
+        hint: 'Pass a shorter path; file systems allow 255 bytes per name.',
+        cause: error,
+      });
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':

@@ -1,5 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -145,6 +146,31 @@ describe('tidemark get', () => {
     for (const [name, bytes] of folder) {
       expect(readFileSync(join(out, 'saved', name)).equals(bytes)).toBe(true);
     }
+  });
+
+  it('puts the objects get --remote downloaded back into the store, so verify passes after', async () => {
+    const { dir, runId, model } = await recordArtifacts();
+    const server = await startServer(temp('tidemark-server-'));
+    servers.push(server);
+    const env = { TIDEMARK_API_TOKEN: server.token };
+    await runCli(['sync', '--dir', dir, '--remote', server.url], env);
+    const damaged = modelChunkPath(dir, runId);
+    chmodSync(damaged, 0o644);
+    writeFileSync(damaged, random(1000));
+    const before = await runCli(['verify', '--dir', dir, '--json']);
+
+    const out = temp();
+    const fetched = await runCli(
+      ['get', runId, 'model/best', '--out', out, '--dir', dir, '--remote', server.url],
+      env,
+    );
+    const after = await runCli(['verify', '--dir', dir, '--json']);
+
+    expect(before.code).toBe(6);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    expect(fetched.stdout).toMatch(/put 1 downloaded objects back into the local store/);
+    expect(readFileSync(join(out, 'best')).equals(model)).toBe(true);
+    expect(after.code, after.stdout).toBe(0);
   });
 
   it('refuses to replace an existing target without --force and exits 3 for an unknown path', async () => {

@@ -1,4 +1,13 @@
-import { existsSync, mkdtempSync, statSync, truncateSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initRun } from '@tidemark/core';
@@ -45,7 +54,10 @@ describe('tidemark verify', () => {
 
     const found = await runCli(['verify', '--dir', dir, '--json']);
     expect(found.code).toBe(6);
-    const report = parseEnvelope<VerifyData>(found.stdout).data;
+    const envelope = parseEnvelope<VerifyData>(found.stdout);
+    expect(envelope).toMatchObject({ ok: false, command: 'verify' });
+    expect(envelope.error).toMatchObject({ code: 'verify_failed', hint: /--repair/ });
+    const report = envelope.data;
     expect(report.ok).toBe(false);
     expect(report.findings.map((f) => f.code)).toContain('db_truncated');
     const runs = await runCli(['runs', '--dir', dir, '--json']);
@@ -62,6 +74,47 @@ describe('tidemark verify', () => {
     const kept = parseEnvelope<{ rows: number[][] }>(count.stdout).data.rows[0]?.[0] as number;
     expect(kept).toBeGreaterThan(30_000);
     expect(kept).toBeLessThan(60_000);
+  });
+
+  it('with --repair leaves a healthy database alone and says the object damage is not repaired', async () => {
+    const dir = await storeWithPoints(10);
+    const run = await initRun({ project: 'p', dir, captureContext: false, handleExit: false });
+    const source = join(mkdtempSync(join(tmpdir(), 'tidemark-verify-')), 'model.bin');
+    writeFileSync(source, 'weights');
+    await run.upload('model', source);
+    await run.stop();
+    const objects = join(dir, 'objects');
+    for (const name of readdirSync(objects, { recursive: true }) as string[]) {
+      if (/^[0-9a-f]{2}\/[0-9a-f]{32}-7$/.test(name)) rmSync(join(objects, name));
+    }
+
+    const json = await runCli(['verify', '--repair', '--dir', dir, '--json']);
+    const human = await runCli(['verify', '--repair', '--dir', dir]);
+
+    expect(json.code).toBe(6);
+    const envelope = parseEnvelope<VerifyData>(json.stdout);
+    expect(envelope.ok).toBe(false);
+    expect(envelope.error?.hint).toMatch(/get RUN PATH --remote URL.*logged again/);
+    expect(envelope.data.repaired).toBeNull();
+    expect(envelope.data.findings.map((f) => f.code)).toContain('object_missing');
+    expect(human.code).toBe(6);
+    expect(human.stdout).toMatch(/not repaired: --repair rebuilds a damaged database only/);
+    expect(human.stdout).not.toMatch(/^repaired/m);
+    expect(readdirSync(dir).filter((name) => name.includes('damaged'))).toEqual([]);
+  });
+
+  it('verifies a copy when SQLite cannot create the -shm file, and never calls the store damaged', async () => {
+    const dir = await storeWithPoints(100);
+    // A link is what SQLite refuses to open as -shm (O_NOFOLLOW): the same failure as a
+    // read-only folder, without needing a mount.
+    symlinkSync(join(dir, 'nowhere', 'shm'), join(dir, 'store.db-shm'));
+
+    const result = await runCli(['verify', '--dir', dir, '--json']);
+
+    expect(result.code, result.stdout).toBe(0);
+    const data = parseEnvelope<VerifyData>(result.stdout).data;
+    expect(data.findings.map((f) => f.code)).toContain('verified_copy');
+    expect(data.findings.filter((f) => f.severity !== 'info')).toEqual([]);
   });
 
   it('reports a missing store with exit 6 and creates nothing', async () => {

@@ -1,6 +1,7 @@
 import {
   closeSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -17,8 +18,9 @@ import { digestSize, getHasher } from './hash.js';
 import type { Digest } from './ids.js';
 import { beginIngest } from './ingest-lock.js';
 import { listFiles } from './list-files.js';
-import { decodeManifest, encodeManifest, type Manifest } from './manifest.js';
+import { decodeManifest, encodeManifest, isEntryPath, type Manifest } from './manifest.js';
 import { objectPath } from './object-layout.js';
+import { PendingWork } from './pending-work.js';
 import { type RestoreResult, restoreManifest } from './restore-files.js';
 import type {
   HashResult,
@@ -44,6 +46,11 @@ export interface Snapshot {
 /** Objects re-hashed per worker task when verifying: enough to amortize the hand-off. */
 const HASH_BATCH_BYTES = 64 * 1024 * 1024;
 
+const POOL_THREADS = 2;
+
+/** Files of a folder snapshotted at once: one running and one waiting per pool thread. */
+const FILES_IN_FLIGHT = 2 * POOL_THREADS;
+
 /**
  * The content-addressed object folder of a store. Chunks and manifests are objects named by
  * their digest; identical content is stored once however often and wherever it is logged.
@@ -54,6 +61,7 @@ const HASH_BATCH_BYTES = 64 * 1024 * 1024;
 export class ArtifactStore {
   readonly dir: string;
   #pool: Piscina | undefined;
+  readonly #tasks = new PendingWork();
 
   /** With `create: false` the folder is left alone, for readers that must change nothing. */
   constructor(dir: string, options: { create?: boolean } = {}) {
@@ -101,11 +109,15 @@ export class ArtifactStore {
       });
     }
 
+    // Every name is checked before the first object is written: a folder refused here leaves
+    // nothing behind, and no manifest is ever written that a reader would refuse.
     const files = listFiles(source);
-    const results = await Promise.all(files.map((file) => this.#snapshotFile(join(source, file))));
-    const entries = files.map((file, i) => {
+    const paths = files.map((file) => file.split(sep).join('/'));
+    assertEntryPaths(source, paths);
+    const results = await this.#snapshotFiles(files.map((file) => join(source, file)));
+    const entries = paths.map((path, i) => {
       const result = results[i] as SnapshotResult;
-      return { path: file.split(sep).join('/'), size: result.size, chunks: result.chunks };
+      return { path, size: result.size, chunks: result.chunks };
     });
     const size = entries.reduce((total, entry) => total + entry.size, 0);
     const digest = await this.putObject(encodeManifest({ v: 1, type: 'dir', size, entries }));
@@ -217,9 +229,7 @@ export class ArtifactStore {
     if (batch.objects.length > 0) tasks.push(batch);
 
     const results = await Promise.all(
-      tasks.map(
-        (task) => this.#workers().run(task, { name: 'hashObjects' }) as Promise<HashResult>,
-      ),
+      tasks.map((task) => this.#runTask<HashResult>(task, 'hashObjects')),
     );
     return {
       bytes: results.reduce((total, result) => total + result.bytes, 0),
@@ -227,19 +237,52 @@ export class ArtifactStore {
     };
   }
 
+  /**
+   * Stops the worker pool once the tasks still running in it have finished; a later snapshot
+   * starts a new one. Piscina must not be destroyed under a running task: the worker's answer
+   * would then arrive for a task it no longer knows, and it throws where nobody can catch it.
+   */
   async close(): Promise<void> {
+    await this.#tasks.drain();
     const pool = this.#pool;
     this.#pool = undefined;
     await pool?.destroy();
   }
 
-  #workers(): Piscina {
+  #runTask<T>(task: object, name?: string): Promise<T> {
     this.#pool ??= new Piscina({
       filename: new URL('./snapshot-worker.js', import.meta.url).href,
-      maxThreads: 2,
+      maxThreads: POOL_THREADS,
       idleTimeout: 2000,
     });
-    return this.#pool;
+    return this.#tasks.track(
+      this.#pool.run(task, name === undefined ? {} : { name }) as Promise<T>,
+    );
+  }
+
+  /**
+   * Snapshots the files of a folder, a few at a time. After a failure no further file is
+   * started and the call waits for those already running before it rejects: the caller may
+   * close the store next, and must find no worker still writing objects for this snapshot.
+   */
+  async #snapshotFiles(sources: readonly string[]): Promise<SnapshotResult[]> {
+    const results: SnapshotResult[] = [];
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    const lane = async (): Promise<void> => {
+      while (failure === undefined && next < sources.length) {
+        const index = next++;
+        try {
+          results[index] = await this.#snapshotFile(sources[index] as string);
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+    };
+    const lanes = Math.min(FILES_IN_FLIGHT, sources.length);
+    await Promise.all(Array.from({ length: lanes }, lane));
+    if (failure !== undefined) throw failure.error;
+    return results;
   }
 
   /**
@@ -252,9 +295,7 @@ export class ArtifactStore {
     if (size < SPLIT_MIN) return this.#run({ source, objectsDir: this.dir, size });
 
     const plan = unwrap(
-      (await this.#workers().run({ source, size }, { name: 'planSnapshot' })) as
-        | SplitPlan
-        | SnapshotFailure,
+      await this.#runTask<SplitPlan | SnapshotFailure>({ source, size }, 'planSnapshot'),
     );
     if (plan.at === undefined) return this.#run({ source, objectsDir: this.dir, size });
     const common = { source, objectsDir: this.dir, size, guideKey: plan.first, saveHint: false };
@@ -277,7 +318,7 @@ export class ArtifactStore {
   }
 
   async #run(task: SnapshotTask): Promise<SnapshotResult> {
-    return unwrap((await this.#workers().run(task)) as SnapshotResult | SnapshotFailure);
+    return unwrap(await this.#runTask<SnapshotResult | SnapshotFailure>(task));
   }
 }
 
@@ -309,13 +350,39 @@ function corruptObject(digest: Digest): ArtifactError {
   });
 }
 
+/** Follows a symbolic link to what it names, as `listFiles` does inside a folder. */
 function statOrThrow(source: string): Stats {
   try {
     return statSync(source);
   } catch (error) {
+    if (isLink(source)) {
+      throw new ArtifactError('dangling_link', `symbolic link ${source} leads nowhere`, {
+        hint: 'Fix or remove the link; links are followed and their target must exist.',
+        cause: error,
+      });
+    }
     throw new ArtifactError('source_missing', `cannot read ${source}`, {
       hint: 'Check the path; it must exist when the artifact is logged.',
       cause: error,
     });
   }
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Names `isEntryPath` refuses: a `..` between backslashes would climb out on Windows. */
+function assertEntryPaths(folder: string, paths: readonly string[]): void {
+  const refused = paths.find((path) => !isEntryPath(path));
+  if (refused === undefined) return;
+  throw new ArtifactError(
+    'unsupported_name',
+    `${join(folder, refused)} has a '..' between backslashes, which restore cannot write safely`,
+    { hint: "Rename the file; a name may hold backslashes, but no '..' between them." },
+  );
 }

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { BlockReader } from './block-reader.js';
 import { type ChunkGuide, loadGuide, saveGuide } from './chunk-guide.js';
@@ -114,9 +115,15 @@ export async function ingestFile(task: IngestTask): Promise<IngestResult> {
   }
 }
 
+/**
+ * Opens a file to snapshot. A FIFO put where the file was listed would block a plain open (and
+ * the pool thread with it) until a writer appears, so the open does not wait and what it opened
+ * is checked to be a regular file.
+ */
 async function openSource(source: string) {
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    return await open(source, 'r');
+    handle = await open(source, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
     throw new ArtifactError('source_unreadable', `cannot open ${source} (${code})`, {
@@ -124,6 +131,17 @@ async function openSource(source: string) {
       cause: error,
     });
   }
+  let regular = false;
+  try {
+    regular = (await handle.stat()).isFile();
+  } finally {
+    if (!regular) await handle.close();
+  }
+  if (regular) return handle;
+  throw new ArtifactError('not_a_file', `${source} is no longer a regular file`, {
+    hint: 'Another process replaced the file while it was logged; log it again.',
+    retryable: true,
+  });
 }
 
 export interface SplitPlan {

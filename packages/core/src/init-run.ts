@@ -35,7 +35,8 @@ export interface InitRunOptions {
   captureContext?: boolean;
   /**
    * Input files or directories to fingerprint under `context/data/` (path, digest, size); they
-   * are hashed, not copied. Skipped when `captureContext` is false.
+   * are hashed, not copied. Folders are walked as `run.upload` walks them (links followed).
+   * Skipped when `captureContext` is false.
    */
   dataFiles?: string[];
   logMode?: LogMode;

@@ -10,7 +10,10 @@ export interface FileManifest {
   chunks: Digest[];
 }
 
-/** A directory as its files, by relative path with forward slashes, sorted. */
+/**
+ * A directory as its files, by relative path with forward slashes, sorted. Folders are not
+ * entries: an empty one is not recorded (see `isEntryPath` for the names an entry may have).
+ */
 export interface DirManifest {
   v: 1;
   type: 'dir';
@@ -20,7 +23,16 @@ export interface DirManifest {
 
 export type Manifest = FileManifest | DirManifest;
 
+/**
+ * The bytes of a manifest. Throws rather than store a manifest `decodeManifest` would refuse:
+ * such an object would make every later reader (get, gc, verify, the server) fail on it.
+ */
 export function encodeManifest(manifest: Manifest): Uint8Array {
+  if (!isFileManifest(manifest) && !isDirManifest(manifest)) {
+    throw new ArtifactError('bad_manifest', 'refusing to write a manifest no reader accepts', {
+      hint: 'This is a bug in the writer; please report it with the folder layout logged.',
+    });
+  }
   return Buffer.from(JSON.stringify(manifest), 'utf8');
 }
 
@@ -68,7 +80,7 @@ function isDirManifest(value: unknown): value is DirManifest {
     m.entries.every(
       (e) =>
         typeof e.path === 'string' &&
-        isSafeRelativePath(e.path) &&
+        isEntryPath(e.path) &&
         Number.isSafeInteger(e.size) &&
         Array.isArray(e.chunks) &&
         e.chunks.every(isDigest),
@@ -76,7 +88,26 @@ function isDirManifest(value: unknown): value is DirManifest {
   );
 }
 
-/** A relative path that cannot climb out of the folder it is restored into. */
+/**
+ * A name a directory manifest may list: the relative path of a file, `/` between folders, that
+ * restore can write back below its target and nowhere else. Any character a POSIX file name
+ * may hold is allowed, backslashes included (`t/back\slash` is one name on POSIX). Refused:
+ * empty, absolute, NUL, and `.`, `..` or empty segments; and, since Windows reads a backslash
+ * as a separator, a `..` between backslashes (`..\x`), which would climb out of the target
+ * there. Every manifest written before backslashes were allowed passes too.
+ */
+export function isEntryPath(path: string): boolean {
+  if (path.length === 0 || path.startsWith('/') || path.includes('\0')) return false;
+  return path
+    .split('/')
+    .every((segment) => segment !== '' && segment !== '.' && !segment.split('\\').includes('..'));
+}
+
+/**
+ * A relative path that cannot climb out of the folder it is restored into, on any platform:
+ * no empty, `.` or `..` segment, no backslash, no NUL, not absolute. Artifact paths (`upload`,
+ * `logFile`) follow this rule.
+ */
 export function isSafeRelativePath(path: string): boolean {
   if (path.length === 0 || path.startsWith('/') || path.includes('\\') || path.includes('\0')) {
     return false;

@@ -1,9 +1,12 @@
-import type Database from 'better-sqlite3';
+import { validateArtifactPath } from './artifact-path.js';
+import type { Snapshot } from './artifact-store.js';
 import { ValidationError } from './errors.js';
 import type { RunId } from './ids.js';
 import { flattenFields, validatePath } from './paths.js';
+import { PendingWork } from './pending-work.js';
 import { PointWriter, type SeriesHandle, type SeriesType } from './point-writer.js';
 import { describeFailure, seriesTypeError, unloggable, validateTag } from './run-input.js';
+import { prepareStatements, type RunStatements } from './run-statements.js';
 import type { EndState } from './run-writers.js';
 import { resumeAccumulator } from './series-blocks.js';
 import type { Store } from './store.js';
@@ -57,8 +60,11 @@ export class Run {
   readonly #series = new Map<string, SeriesHandle>();
   readonly #statements: RunStatements;
   readonly #points: PointWriter;
+  readonly #pending = new PendingWork();
   #timer: NodeJS.Timeout | undefined;
   #state: RunState = 'running';
+  /** Set by the first `stop`: the run takes no new calls while it waits for pending ones. */
+  #stopping: Promise<void> | undefined;
   #lastBeat: number;
   #onStop: Array<() => void> = [];
 
@@ -141,45 +147,32 @@ export class Run {
    */
   async logFile(path: string, source: string, options: LogOptions = {}): Promise<void> {
     this.#assertOpen();
+    validateArtifactPath(path, 'series path');
     const handle = this.#seriesHandle(path, 'file');
     const step = this.#nextStep(handle, path, options.step);
     const ts = this.#timestamp(path, options.timestamp);
-    await this.#store.objects.ingest(source, (snapshot) => {
-      this.#assertOpen();
+    const ingest = this.#store.objects.ingest(source, (snapshot) => {
+      this.#assertRecordable();
       this.#points.add(handle, step, ts, null, snapshot.manifest);
       // Committed now whatever the log mode: until the point is stored nothing references the
       // new objects, and the marker that keeps gc away from them ends with this callback.
       this.#commit(this.#logMode !== 'durable');
     });
+    await this.#pending.track(ingest);
   }
 
   /**
    * Records a file or directory at `path` as its bytes are now; changing or deleting the
    * source afterwards changes nothing recorded. Resolves once the snapshot is durable.
+   * Symbolic links are followed, in the source and inside a folder (docs/artifacts.md).
    */
   async upload(path: string, source: string): Promise<void> {
     this.#assertOpen();
-    validatePath(path, 'file path');
-    await this.#store.objects.ingest(source, (snapshot) =>
-      this.#store.transaction(() => {
-        this.#statements.upsertFile.run(
-          this.id,
-          path,
-          snapshot.kind,
-          snapshot.manifest,
-          snapshot.size,
-          snapshot.fileCount,
-          this.#store.opTime(),
-        );
-        this.#store.journal.append(this.id, 'file.add', {
-          path,
-          fileKind: snapshot.kind,
-          manifest: snapshot.manifest,
-          size: snapshot.size,
-          fileCount: snapshot.fileCount,
-        });
-      }),
+    validateArtifactPath(path, 'file path');
+    const ingest = this.#store.objects.ingest(source, (snapshot) =>
+      this.#recordFile(path, snapshot),
     );
+    await this.#pending.track(ingest);
   }
 
   addTags(...tags: string[]): void {
@@ -197,16 +190,20 @@ export class Run {
   }
 
   /**
-   * Ends this process's part in the run: writes what is buffered, records the final state and
-   * fsyncs. Passing an error marks the run failed with its message. When other processes still
-   * write the run, it stays running until the last of them stops. Calling stop twice is harmless.
+   * Ends this process's part in the run: waits for the uploads and `logFile` calls already
+   * made (awaited or not) to record their snapshot or fail, writes what is buffered, records
+   * the final state and fsyncs. Calls made after `stop` reject with `run_ended`. Passing an
+   * error marks the run failed with its message. When other processes still write the run, it
+   * stays running until the last of them stops. Calling stop twice is harmless.
    */
   async stop(options: { error?: unknown } = {}): Promise<void> {
     if (this.#state !== 'running') return;
-    const failed = options.error !== undefined;
-    this.#finish(failed ? 'failed' : 'finished', failed ? describeFailure(options.error) : null);
-    for (const hook of this.#onStop) hook();
-    if (this.#ownsStore) await this.#store.close();
+    // A stop that failed (a full disk, say) leaves the run running, to be stopped again.
+    this.#stopping ??= this.#stopAfterPending(options.error).catch((error: unknown) => {
+      this.#stopping = undefined;
+      throw error;
+    });
+    await this.#stopping;
   }
 
   /**
@@ -229,6 +226,38 @@ export class Run {
     if (this.#state !== 'running' || this.#store.closed) return;
     this.#lastBeat = this.#store.clock();
     this.#store.writers.beat(this.id);
+  }
+
+  async #stopAfterPending(error: unknown): Promise<void> {
+    await this.#pending.drain();
+    // An exit hook may have ended the run while it waited.
+    if (this.#state !== 'running') return;
+    const failed = error !== undefined;
+    this.#finish(failed ? 'failed' : 'finished', failed ? describeFailure(error) : null);
+    for (const hook of this.#onStop) hook();
+    if (this.#ownsStore) await this.#store.close();
+  }
+
+  #recordFile(path: string, snapshot: Snapshot): void {
+    this.#assertRecordable();
+    this.#store.transaction(() => {
+      this.#statements.upsertFile.run(
+        this.id,
+        path,
+        snapshot.kind,
+        snapshot.manifest,
+        snapshot.size,
+        snapshot.fileCount,
+        this.#store.opTime(),
+      );
+      this.#store.journal.append(this.id, 'file.add', {
+        path,
+        fileKind: snapshot.kind,
+        manifest: snapshot.manifest,
+        size: snapshot.size,
+        fileCount: snapshot.fileCount,
+      });
+    });
   }
 
   #finish(state: EndState, failure: string | null): void {
@@ -352,42 +381,27 @@ export class Run {
     return timestamp;
   }
 
+  /** A new call is refused once the run has ended, and from the moment `stop` is called. */
   #assertOpen(): void {
+    if (this.#stopping !== undefined && this.#state === 'running') {
+      throw new ValidationError('run_ended', `run ${this.id} is stopping`, {
+        hint: 'Make every call before run.stop(), or resume the run with initRun({ resume }).',
+      });
+    }
+    this.#assertRecordable();
+  }
+
+  /** A snapshot a call started before `stop` may still be recorded, until the run has ended. */
+  #assertRecordable(): void {
     if (this.#state !== 'running') {
       throw new ValidationError('run_ended', `run ${this.id} has ended (${this.#state})`, {
         hint: 'Start a new run, or reopen this one with initRun({ resume: runId }).',
       });
     }
+    if (this.#store.closed) {
+      throw new ValidationError('run_ended', `the store of run ${this.id} is closed`, {
+        hint: 'Stop the run before closing the store it writes to.',
+      });
+    }
   }
-}
-
-interface RunStatements {
-  upsertField: Database.Statement;
-  insertSeries: Database.Statement;
-  findSeries: Database.Statement;
-  upsertFile: Database.Statement;
-  addTag: Database.Statement;
-  removeTag: Database.Statement;
-}
-
-function prepareStatements(db: Database.Database): RunStatements {
-  return {
-    upsertField: db.prepare(
-      `INSERT INTO fields (run_id, path, type, value, num, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT(run_id, path) DO UPDATE SET type = excluded.type, value = excluded.value,
-       num = excluded.num, updated_at = excluded.updated_at`,
-    ),
-    insertSeries: db.prepare('INSERT OR IGNORE INTO series (run_id, path, type) VALUES (?, ?, ?)'),
-    findSeries: db.prepare(
-      `SELECT id, type, last_step, point_count - packed_count AS unpacked, packed_through
-       FROM series WHERE run_id = ? AND path = ?`,
-    ),
-    upsertFile: db.prepare(
-      `INSERT INTO files (run_id, path, kind, manifest, size, file_count, logged_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(run_id, path) DO UPDATE SET kind = excluded.kind, manifest = excluded.manifest,
-       size = excluded.size, file_count = excluded.file_count, logged_at = excluded.logged_at`,
-    ),
-    addTag: db.prepare('INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)'),
-    removeTag: db.prepare('DELETE FROM tags WHERE run_id = ? AND tag = ?'),
-  };
 }

@@ -1,5 +1,19 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statfsSync,
+  statSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { schemaStatus } from './migrate-store.js';
 import { sqliteCode } from './sqlite-errors.js';
@@ -33,7 +47,8 @@ export interface VerifyOptions {
  * Checks a store and says what is wrong, without changing it: the file and its WAL byte by
  * byte, SQLite's integrity check, the schema version, then the store's own rules (references,
  * series summaries, journal coverage, runs left running). Run it while no process writes the
- * store, or a WAL being appended to may show a transaction in flight.
+ * store, or a WAL being appended to may show a transaction in flight. A store whose folder
+ * cannot be written (a read-only mount) is verified from a temp copy of its database and WAL.
  */
 export async function verifyStore(options: VerifyOptions = {}): Promise<VerifyReport> {
   const dir = resolveStoreDir(options.dir);
@@ -47,9 +62,14 @@ export async function verifyStore(options: VerifyOptions = {}): Promise<VerifyRe
     staleAfterMs: options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
   };
   const report: VerifyReport = { dir, ok: true, findings: [], checks: [] };
+  let opened: Opened | undefined;
 
   try {
-    if (inspectStoreFolder(dir).database === 'present') context.db = openForVerify(dbPath);
+    if (inspectStoreFolder(dir).database === 'present') {
+      opened = openForVerify(dbPath);
+      context.db = opened.db;
+      report.findings.push(...opened.findings);
+    }
     if (context.db !== undefined) {
       const status = safely(() => schemaStatus(context.db as Database.Database));
       context.schemaCurrent =
@@ -71,6 +91,7 @@ export async function verifyStore(options: VerifyOptions = {}): Promise<VerifyRe
     }
   } finally {
     context.db?.close();
+    if (opened?.copy !== undefined) rmSync(opened.copy, { recursive: true, force: true });
   }
   report.ok = !report.findings.some((f) => f.severity === 'error');
   return report;
@@ -266,11 +287,106 @@ async function runCheck(check: VerifyCheck, context: VerifyContext): Promise<Ver
   }
 }
 
-function openForVerify(path: string): Database.Database | undefined {
+interface Opened {
+  db: Database.Database | undefined;
+  /** A temp folder holding a copy of the database that was opened instead; removed after. */
+  copy?: string;
+  findings: VerifyFinding[];
+}
+
+/**
+ * Opens the database read-only where it is. A WAL-mode database can only be read with its
+ * `-shm` file, which SQLite creates beside it: in a folder that cannot be written (a read-only
+ * mount, a backup) the first read fails with SQLITE_CANTOPEN although nothing is damaged. The
+ * database and its WAL are then copied to a temp folder and the copy is verified; a database
+ * that cannot be opened at all is left to the file and sqlite checks to explain.
+ */
+function openForVerify(path: string): Opened {
+  let db: Database.Database;
   try {
-    const db = new Database(path, { readonly: true, fileMustExist: true });
+    db = new Database(path, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 10000');
-    return db;
+  } catch {
+    return { db: undefined, findings: [] };
+  }
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+  } catch (error) {
+    // Other failures are damage the checks report through this connection.
+    if (sqliteCode(error) !== 'SQLITE_CANTOPEN') return { db, findings: [] };
+    db.close();
+    return openCopy(path);
+  }
+  return { db, findings: [] };
+}
+
+function openCopy(path: string): Opened {
+  const wal = `${path}-wal`;
+  const bytes = statSync(path).size + (existsSync(wal) ? statSync(wal).size : 0);
+  const shm = `${path}-shm`;
+  const unwritable = writeProblem(dirname(path));
+  const why =
+    unwritable === undefined
+      ? `SQLite cannot create or open ${shm}, which it needs to read the database`
+      : `the store folder cannot be written (${unwritable}), so SQLite cannot create ${shm}, ` +
+        'which it needs to read the database';
+  const temp = tmpdir();
+  const free = freeBytes(temp);
+  if (free !== undefined && free < bytes * 1.1) {
+    return {
+      db: undefined,
+      findings: [
+        finding('file', 'error', 'store_unopenable', `${why}, and ${temp} has no room for a copy`, {
+          hint:
+            'Nothing was found damaged. Make the store folder writable, or copy the folder to a ' +
+            'writable disk and verify the copy (or point TMPDIR at a disk with room).',
+        }),
+      ],
+    };
+  }
+
+  const copy = mkdtempSync(join(temp, 'tidemark-verify-'));
+  try {
+    const copied = join(copy, DB_FILE);
+    copyFileSync(path, copied);
+    if (existsSync(wal)) copyFileSync(wal, `${copied}-wal`);
+    const db = new Database(copied, { readonly: true, fileMustExist: true });
+    return {
+      db,
+      copy,
+      findings: [
+        finding('file', 'info', 'verified_copy', `${why}: verified a copy made in ${temp} instead`),
+      ],
+    };
+  } catch (error) {
+    rmSync(copy, { recursive: true, force: true });
+    const code = (error as NodeJS.ErrnoException).code ?? sqliteCode(error) ?? 'error';
+    return {
+      db: undefined,
+      findings: [
+        finding('file', 'error', 'store_unopenable', `${why}, and copying it failed (${code})`, {
+          hint:
+            'Nothing was found damaged. Make the store folder writable, or copy the folder to a ' +
+            'writable disk and verify the copy.',
+        }),
+      ],
+    };
+  }
+}
+
+function writeProblem(folder: string): string | undefined {
+  try {
+    accessSync(folder, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? 'error';
+  }
+}
+
+function freeBytes(folder: string): number | undefined {
+  try {
+    const stats = statfsSync(folder);
+    return stats.bavail * stats.bsize;
   } catch {
     return undefined;
   }

@@ -65,6 +65,9 @@ describe('gc', () => {
       const report = await collectGarbage(store, { graceMs: 0, maxWaitMs: 60_000 });
       passes += 1;
       removed += report.removed;
+      // A pass can finish without waiting on I/O; the child's exit is seen only once the event
+      // loop turns.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     const [code] = (await writer.closed) as [number | null];
 

@@ -13,13 +13,14 @@ import {
 } from '@tidemark/core';
 import { assertProjectAccess } from './auth.js';
 import { BodyBuffers } from './body-buffers.js';
-import { batchDigests, readChunkBatch } from './chunk-batch.js';
-import type { ChunkStore } from './chunk-store.js';
+import { type BatchOutcome, batchDigests, readChunkBatch } from './chunk-batch.js';
+import { type ChunkStore, reuploadHint } from './chunk-store.js';
 import { badRequest, RequestError } from './errors.js';
 import { readBodyInto, readJson } from './http-io.js';
 import type { ServerLimits } from './limits.js';
 import { projectParam } from './query-params.js';
 import type { Router } from './router.js';
+import { UploadsInProgress } from './uploads-in-progress.js';
 
 /**
  * The chunk endpoints. Every answer is about the named project only: presence, upload and
@@ -35,11 +36,13 @@ export function addChunkRoutes(
 ): void {
   // As many as uploads usually run at once; more are allocated when needed, and dropped after.
   const buffers = new BodyBuffers(limits.maxChunkBytes, 8);
+  const uploads = new UploadsInProgress();
 
   router.add('POST', '/api/v1/chunks/missing', async ({ req, principal }) => {
     const body = await readJson(req, limits.maxJsonBodyBytes);
     const { project, digests } = parseMissingRequest(body, limits.maxDigestsPerRequest);
     assertProjectAccess(principal, project);
+    await uploads.settled(project);
     const answer: MissingChunksResponse = { missing: chunks.missing(project, digests) };
     return { status: 200, json: answer };
   });
@@ -48,6 +51,7 @@ export function addChunkRoutes(
     const body = await readJson(req, limits.maxJsonBodyBytes);
     const { project, digests } = parseMissingRequest(body, limits.maxDigestsPerRequest);
     assertProjectAccess(principal, project);
+    await uploads.settled(project);
     const answer: MissingChunksResponse = { missing: await chunks.commit(project, digests) };
     return { status: 200, json: answer };
   });
@@ -74,12 +78,13 @@ export function addChunkRoutes(
     const hashing = (await getHasher()).stream();
     const buffer = buffers.take();
     try {
-      const bytes = await readBodyInto(req, buffer.subarray(0, size), (piece) =>
-        hashing.update(piece),
-      );
-      if (bytes === undefined || hashing.digest() !== digest) throw mismatch(digest);
-
-      const stored = await chunks.put(project, digest, bytes, clock(), await getHasher());
+      const stored = await uploads.track(project, async () => {
+        const bytes = await readBodyInto(req, buffer.subarray(0, size), (piece) =>
+          hashing.update(piece),
+        );
+        if (bytes === undefined || hashing.digest() !== digest) throw mismatch(digest);
+        return chunks.put(project, digest, bytes, clock(), await getHasher());
+      });
       return { status: stored ? 201 : 200, json: { stored } };
     } finally {
       buffers.give(buffer);
@@ -107,8 +112,8 @@ export function addChunkRoutes(
       answer.refused.push({ digest, code: error.code, message: error.message });
       logger.debug('chunk_received', { project, digest, status });
     };
-    await readChunkBatch(req, digests, buffers, hasher, {
-      take: async (digest, bytes, outcome) => {
+    const batch = {
+      take: async (digest: Digest, bytes: Buffer, outcome: BatchOutcome): Promise<void> => {
         if (outcome === 'mismatch') {
           refuse(digest, mismatch(digest), 400);
           return;
@@ -122,8 +127,9 @@ export function addChunkRoutes(
           refuse(digest, error, error.status);
         }
       },
-      cut: (digest) => logger.debug('chunk_received', { project, digest, status: 0 }),
-    });
+      cut: (digest: Digest) => logger.debug('chunk_received', { project, digest, status: 0 }),
+    };
+    await uploads.track(project, () => readChunkBatch(req, digests, buffers, hasher, batch));
     return { status: 200, json: answer };
   });
 
@@ -133,10 +139,10 @@ export function addChunkRoutes(
     assertProjectAccess(principal, project);
     if (!chunks.holds(project, digest)) {
       throw new NotFoundError('chunk_not_found', `project ${project} holds no chunk ${digest}`, {
-        hint: 'Upload it with PUT /api/v1/chunks/<digest>?project=<project>.',
+        hint: reuploadHint(project, digest),
       });
     }
-    const bytes = await chunks.readAsync(digest, await getHasher());
+    const bytes = await chunks.readAsync(project, digest, await getHasher());
     return { status: 200, bytes, contentType: 'application/octet-stream' };
   });
 }

@@ -18,16 +18,17 @@ import {
 } from '@tidemark/core';
 import type Database from 'better-sqlite3';
 import { PendingChunks } from './chunk-durability.js';
+import { projectChunksDir, projectFolder } from './chunk-layout.js';
 import { RequestError } from './errors.js';
 import { CHUNKS_DIR } from './server-schema.js';
 
 const CORRUPT_DIR = 'corrupt-chunks';
 
 /**
- * The server's content-addressed chunk folder plus, in `project_chunks`, which project uploaded
- * which chunk. Bytes are stored once, but presence is answered per project: a project holds a
- * chunk only after it sent the bytes itself, so no answer reveals another project's content
- * (DESIGN invariant 9).
+ * The server's chunk files, one folder per project (chunk-layout.ts), plus, in
+ * `project_chunks`, which project uploaded which chunk. A project holds a chunk only after it
+ * sent the bytes itself, and its uploads only ever look at its own copies, so neither an answer
+ * nor the time it takes reveals another project's content (DESIGN invariant 9).
  */
 export class ChunkStore {
   readonly dir: string;
@@ -36,6 +37,7 @@ export class ChunkStore {
   readonly #db: Database.Database;
   readonly #storing = new Map<string, Promise<boolean>>();
   readonly #folders = new Set<string>();
+  readonly #projectDirs = new Map<string, string>();
   readonly #hasRow: Database.Statement;
   readonly #insertRow: Database.Statement;
   readonly #pending: PendingChunks;
@@ -52,7 +54,12 @@ export class ChunkStore {
     this.#insertRow = db.prepare(
       'INSERT OR IGNORE INTO project_chunks (project, digest, at) VALUES (?, ?, ?)',
     );
-    this.#pending = new PendingChunks(db, (digest) => this.#path(digest), logger);
+    this.#pending = new PendingChunks(
+      db,
+      (project, digest) => this.#path(project, digest),
+      this.dir,
+      logger,
+    );
   }
 
   /**
@@ -64,16 +71,16 @@ export class ChunkStore {
   }
 
   /**
-   * Whether `project` uploaded the chunk and its bytes are still on disk. A chunk whose file
-   * went missing or was moved aside as corrupt counts as missing, so the client sends it again.
+   * Whether `project` uploaded the chunk and its copy is still on disk. A copy that went
+   * missing or was moved aside as corrupt counts as missing, so the client sends it again.
    */
   holds(project: string, digest: Digest): boolean {
-    return this.#hasRow.get(project, digest) !== undefined && this.onDisk(digest);
+    return this.#hasRow.get(project, digest) !== undefined && this.onDisk(project, digest);
   }
 
-  /** Whether the chunk's bytes are on disk, whichever project sent them. */
-  onDisk(digest: Digest): boolean {
-    return existsSync(this.#path(digest));
+  /** Whether `project`'s copy of the chunk is on disk. */
+  onDisk(project: string, digest: Digest): boolean {
+    return existsSync(this.#path(project, digest));
   }
 
   /** The digests of `digests` that `project` does not hold, without repeats, in given order. */
@@ -82,15 +89,14 @@ export class ChunkStore {
   }
 
   /**
-   * Stores bytes the caller has already checked against `digest` and records that `project`
-   * holds them. Answers whether the project did not hold them before. The file is written and
-   * renamed into place but not fsynced: `commit` makes it durable (see chunk-durability.ts).
+   * Stores bytes the caller has already checked against `digest` as `project`'s copy. Answers
+   * true when it wrote them (new, or replacing a damaged copy) and false when the project's
+   * intact copy was already there. The file is written and renamed into place but not fsynced:
+   * `commit` makes it durable (see chunk-durability.ts).
    *
-   * The bytes are written even when another project's copy is already on disk: skipping the
-   * write would answer measurably faster and so tell the client that someone else holds this
-   * content (invariant 9). A copy on disk is then compared byte for byte and kept: digests
-   * that agree on different bytes are a collision, refused without touching the stored copy,
-   * so no client can replace content another project relies on (docs/artifacts.md).
+   * A copy the project already has is compared byte for byte (docs/artifacts.md, Digest): one
+   * that no longer hashes to its digest is moved to `corrupt-chunks/` and replaced, and digests
+   * that agree on different intact bytes are a collision, refused with the stored copy kept.
    */
   async put(
     project: string,
@@ -100,13 +106,12 @@ export class ChunkStore {
     hasher: Hasher,
   ): Promise<boolean> {
     // A client that lost the answer to an upload may send it again while the first is still
-    // being written; the second waits for the first instead of storing it twice.
+    // being written; the second waits for the first, then finds its copy.
     const key = `${project}\n${digest}`;
     const earlier = this.#storing.get(key);
-    if (earlier !== undefined && (await earlier.catch(() => false))) return false;
-    if (this.holds(project, digest)) return false;
-
-    const storing = this.#store(project, digest, bytes, now, hasher);
+    const storing = (earlier ?? Promise.resolve(false))
+      .catch(() => false)
+      .then(() => this.#store(project, digest, bytes, now, hasher));
     this.#storing.set(key, storing);
     try {
       return await storing;
@@ -122,7 +127,10 @@ export class ChunkStore {
   async commit(project: string, digests: readonly Digest[]): Promise<Digest[]> {
     const missing = this.missing(project, digests);
     const absent = new Set(missing);
-    await this.#pending.commit(digests.filter((digest) => !absent.has(digest)));
+    await this.#pending.commit(
+      project,
+      digests.filter((digest) => !absent.has(digest)),
+    );
     return missing;
   }
 
@@ -133,46 +141,58 @@ export class ChunkStore {
     now: number,
     hasher: Hasher,
   ): Promise<boolean> {
-    const target = this.#path(digest);
+    const target = this.#path(project, digest);
     const folder = dirname(target);
-    if (!this.#folders.has(folder)) {
-      mkdirSync(folder, { recursive: true });
-      this.#folders.add(folder);
+    this.#ensureFolder(folder);
+
+    // Only the project's own copy is ever looked at; content another project holds costs
+    // exactly what new content costs (invariant 9).
+    const existing = existsSync(target) ? await readFile(target) : undefined;
+    if (existing?.equals(bytes)) {
+      if (this.#hasRow.get(project, digest) !== undefined) return false;
+      // A copy whose upload stopped before it was recorded: recorded now, synced at commit.
+      this.#record(project, digest, now, bytes.length);
+      return true;
     }
+    if (existing !== undefined && hasher.digest(existing) === digest) {
+      throw collision(digest, project, this.#logger);
+    }
+
     // Asynchronous calls: the thread pool creates and fills the file on the other core while
     // this thread goes on receiving and hashing the next chunk of a batch.
     const temp = await writeTempFile(folder, bytes, target);
-
-    let written = false;
     try {
-      const existing = existsSync(target) ? await readFile(target) : undefined;
-      if (existing !== undefined && !existing.equals(bytes)) {
-        if (hasher.digest(existing) === digest) throw collision(digest, project, this.#logger);
-        this.#moveAside(digest, target);
-      }
-      // A copy already on disk may be durable and relied on: it is never replaced by one that
-      // is not yet.
-      if (existing === undefined || !existing.equals(bytes)) {
-        await rename(temp, target);
-        written = true;
-      }
-    } finally {
-      if (!written) await rm(temp, { force: true });
+      if (existing !== undefined) this.#moveAside(project, digest, target);
+      await rename(temp, target);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
     }
+    this.#record(project, digest, now, bytes.length);
+    return true;
+  }
 
+  /** Records a copy just written as held by `project` and pending its fsync. */
+  #record(project: string, digest: Digest, now: number, size: number): void {
     // NORMAL is enough for these rows: the op that relies on them commits later with FULL,
     // which makes the whole log durable up to that op, these rows included (invariant 3).
     this.#db.pragma('synchronous = NORMAL');
     try {
       this.#db.transaction(() => {
-        if (written) this.#pending.add(digest, now);
+        this.#pending.add(project, digest, now);
         this.#insertRow.run(project, digest, now);
       })();
     } finally {
       this.#db.pragma('synchronous = FULL');
     }
-    if (written) this.#pending.written(digest, bytes.length);
-    return true;
+    this.#pending.written(project, digest, size);
+  }
+
+  /** Creates a chunk folder on first use; a commit makes it durable with the copies in it. */
+  #ensureFolder(folder: string): void {
+    if (this.#folders.has(folder)) return;
+    mkdirSync(folder, { recursive: true });
+    this.#folders.add(folder);
   }
 
   /** Resolves once the chunk files being fsynced in the background are done. */
@@ -181,36 +201,37 @@ export class ChunkStore {
   }
 
   /** `read` without blocking the event loop on the disk. */
-  async readAsync(digest: Digest, hasher: Hasher): Promise<Buffer> {
-    const path = this.#path(digest);
+  async readAsync(project: string, digest: Digest, hasher: Hasher): Promise<Buffer> {
+    const path = this.#path(project, digest);
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
     } catch (error) {
-      throw chunkMissing(digest, error);
+      throw chunkMissing(project, digest, error);
     }
     if (hasher.digest(bytes) !== digest) {
-      this.#moveAside(digest, path);
-      throw chunkCorrupt(digest);
+      this.#moveAside(project, digest, path);
+      throw chunkCorrupt(project, digest);
     }
     return bytes;
   }
 
   /**
-   * Reads a chunk and checks it against its digest (invariant 4). A corrupt file is moved
-   * aside so that presence answers turn to "missing" and a client can upload it again.
+   * Reads `project`'s copy of a chunk and checks it against its digest (invariant 4). A corrupt
+   * copy is moved aside so that presence answers turn to "missing" and a client of the project
+   * can upload it again.
    */
-  read(digest: Digest, hasher: Hasher): Buffer {
-    const path = this.#path(digest);
+  read(project: string, digest: Digest, hasher: Hasher): Buffer {
+    const path = this.#path(project, digest);
     let bytes: Buffer;
     try {
       bytes = readFileSync(path);
     } catch (error) {
-      throw chunkMissing(digest, error);
+      throw chunkMissing(project, digest, error);
     }
     if (hasher.digest(bytes) !== digest) {
-      this.#moveAside(digest, path);
-      throw chunkCorrupt(digest);
+      this.#moveAside(project, digest, path);
+      throw chunkCorrupt(project, digest);
     }
     return bytes;
   }
@@ -223,7 +244,7 @@ export class ChunkStore {
     if (!this.holds(project, digest)) throw missingChunks(digest);
     let manifest: Manifest;
     try {
-      manifest = decodeManifest(this.read(digest, hasher), digest);
+      manifest = decodeManifest(this.read(project, digest, hasher), digest);
     } catch (error) {
       if (error instanceof ArtifactError && error.code === 'chunk_corrupt')
         throw missingChunks(digest);
@@ -237,24 +258,35 @@ export class ChunkStore {
     }
     // A client that did not commit its uploads pays for their fsync here, before the op that
     // relies on them is applied.
-    this.#pending.commitSync([digest, ...chunks]);
+    this.#pending.commitSync(project, [digest, ...chunks]);
     return manifest;
   }
 
-  #path(digest: Digest): string {
-    return objectPath(this.dir, digest);
+  #path(project: string, digest: Digest): string {
+    let dir = this.#projectDirs.get(project);
+    if (dir === undefined) {
+      // Bounded: a token for every project may name as many as it likes.
+      if (this.#projectDirs.size >= PROJECT_DIRS_CACHED) this.#projectDirs.clear();
+      dir = projectChunksDir(this.dir, project);
+      this.#projectDirs.set(project, dir);
+    }
+    return objectPath(dir, digest);
   }
 
-  #moveAside(digest: Digest, path: string): void {
+  #moveAside(project: string, digest: Digest, path: string): void {
+    const folder = join(this.#corruptDir, projectFolder(project));
     try {
-      mkdirSync(this.#corruptDir, { recursive: true });
-      renameSync(path, join(this.#corruptDir, `${digest}.${Date.now()}`));
-      this.#logger.error('chunk_corrupt', { digest, moved_to: this.#corruptDir });
+      mkdirSync(folder, { recursive: true });
+      renameSync(path, join(folder, `${digest}.${Date.now()}`));
+      this.#logger.error('chunk_corrupt', { project, digest, moved_to: folder });
     } catch (error) {
-      this.#logger.error('chunk_corrupt', { digest, move_failed: String(error) });
+      this.#logger.error('chunk_corrupt', { project, digest, move_failed: String(error) });
     }
   }
 }
+
+/** Project folder names kept computed; far more than a server has projects. */
+const PROJECT_DIRS_CACHED = 1024;
 
 /** Writes a temp file beside `target` without fsync; `PendingChunks.commit` syncs it later. */
 async function writeTempFile(folder: string, bytes: Uint8Array, target: string): Promise<string> {
@@ -275,17 +307,29 @@ async function writeTempFile(folder: string, bytes: Uint8Array, target: string):
   }
 }
 
-function chunkMissing(digest: Digest, cause: unknown): NotFoundError {
+function chunkMissing(project: string, digest: Digest, cause: unknown): NotFoundError {
   return new NotFoundError('chunk_missing', `chunk ${digest} is not on this server`, {
-    hint: 'Sync the run again from a store that holds it.',
+    hint: reuploadHint(project, digest),
     cause,
   });
 }
 
-function chunkCorrupt(digest: Digest): ArtifactError {
+function chunkCorrupt(project: string, digest: Digest): ArtifactError {
   return new ArtifactError('chunk_corrupt', `chunk ${digest} does not match its digest`, {
-    hint: 'Sync the run again from a store that holds it; the damaged copy was set aside.',
+    hint: `The damaged copy was set aside. ${reuploadHint(project, digest)}`,
   });
+}
+
+/**
+ * How a chunk the server lost is sent again. A sync sends only what the ops it replays need, so
+ * it does not resend the chunks of a run it already synced (docs/artifacts.md, Repair).
+ */
+export function reuploadHint(project: string, digest: Digest): string {
+  return (
+    `Send it again from a store that holds it: PUT /api/v1/chunks/${digest}?project=${project} ` +
+    `with the file objects/${digest.slice(0, 2)}/${digest} of that store as the body ` +
+    '(docs/artifacts.md, Repair).'
+  );
 }
 
 /**

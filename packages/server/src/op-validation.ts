@@ -4,6 +4,7 @@ import {
   isDigest,
   isProjectName,
   isRunId,
+  isSafeRelativePath,
   type Op,
   type OpId,
   type PointsOp,
@@ -113,7 +114,7 @@ export function validateOp(id: OpId, raw: Record<string, unknown>): Op {
       return {
         ...base,
         kind: 'file.add',
-        path: validatePath(raw.path, `${where}: path`),
+        path: artifactPath(raw.path, `${where}: path`),
         fileKind: raw.fileKind,
         manifest: digest(raw.manifest, `${where}: manifest`),
         size: count(raw.size, `${where}: size`),
@@ -177,8 +178,11 @@ function series(value: unknown, where: string): PointsOp['series'] {
         `${where}: each series needs a path, a type (float, string, file) and points`,
       );
     }
-    const path = validatePath(entry.path, `${where}: series path`);
     const type = entry.type as 'float' | 'string' | 'file';
+    const path =
+      type === 'file'
+        ? artifactPath(entry.path, `${where}: series path`)
+        : validatePath(entry.path, `${where}: series path`);
     if (!Array.isArray(entry.points) || entry.points.length === 0) {
       throw invalid('invalid_op', `${where}: series ${path} has no points`);
     }
@@ -226,6 +230,21 @@ function tags(value: unknown, where: string): string[] {
     }
   }
   return [...new Set(value as string[])];
+}
+
+/**
+ * The path a file or folder is logged at becomes a name on disk when it is fetched, so on top
+ * of the namespace rules it may hold no `.` or `..` segment and no backslash (core refuses the
+ * same in `run.upload` and `run.logFile`).
+ */
+function artifactPath(value: unknown, where: string): string {
+  const path = validatePath(value, where);
+  if (!isSafeRelativePath(path)) {
+    throw invalid('invalid_path', `${where} '${path}' has a '.' or '..' segment or a backslash`, {
+      hint: "Artifact paths are plain segments joined by '/'; current clients refuse this one.",
+    });
+  }
+  return path;
 }
 
 function runId(value: unknown, where: string): RunId {

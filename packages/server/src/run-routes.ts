@@ -10,7 +10,7 @@ import {
   NotFoundError,
 } from '@tidemark/core';
 import { assertProjectAccess, canAccess, type Principal } from './auth.js';
-import type { ChunkStore } from './chunk-store.js';
+import { type ChunkStore, reuploadHint } from './chunk-store.js';
 import { badRequest } from './errors.js';
 import type { Reply } from './http-io.js';
 import type { ServerLimits } from './limits.js';
@@ -43,12 +43,12 @@ export function addRunRoutes(
   });
 
   router.add('GET', '/api/v1/runs/:id', ({ params, principal }) => {
-    const runId = visibleRun(queries, principal, params.id);
+    const { runId } = visibleRun(queries, principal, params.id);
     return { status: 200, json: queries.getRun(runId) };
   });
 
   router.add('GET', '/api/v1/runs/:id/series', ({ url, params, principal }) => {
-    const runId = visibleRun(queries, principal, params.id);
+    const { runId } = visibleRun(queries, principal, params.id);
     const path = url.searchParams.get('path');
     if (path === null)
       throw badRequest(
@@ -66,7 +66,7 @@ export function addRunRoutes(
   });
 
   router.add('GET', '/api/v1/runs/:id/files/*path', async ({ url, params, principal }) => {
-    const runId = visibleRun(queries, principal, params.id);
+    const { runId, project } = visibleRun(queries, principal, params.id);
     const path = params.path as string;
     const file = queries.getFile(runId, path);
     if (file === undefined) {
@@ -75,24 +75,30 @@ export function addRunRoutes(
       });
     }
 
+    // The run's project's own copies: what its clients uploaded, never another project's.
     const hasher = await getHasher();
-    const manifest = decodeManifest(chunks.read(file.manifest as Digest, hasher), file.manifest);
+    const manifestBytes = chunks.read(project, file.manifest as Digest, hasher);
+    const manifest = decodeManifest(manifestBytes, file.manifest);
     if (manifest.type === 'dir' || url.searchParams.get('manifest') === '1') {
       return { status: 200, json: manifest };
     }
-    return streamFile(manifest, chunks, hasher);
+    return streamFile(project, manifest, chunks, hasher);
   });
 }
 
-/** The run id of the path if the principal may see that run; 404 otherwise. */
-function visibleRun(queries: RunQueries, principal: Principal, id: string | undefined): string {
+/** The run of the path and its project if the principal may see that run; 404 otherwise. */
+function visibleRun(
+  queries: RunQueries,
+  principal: Principal,
+  id: string | undefined,
+): { runId: string; project: string } {
   const project = id !== undefined && isRunId(id) ? queries.runProject(id) : undefined;
   if (id === undefined || project === undefined || !canAccess(principal, project)) {
     throw new NotFoundError('run_not_found', `no run ${id ?? ''} on this server`, {
       hint: 'GET /api/v1/runs lists the runs this token can see.',
     });
   }
-  return id;
+  return { runId: id, project };
 }
 
 /**
@@ -101,23 +107,22 @@ function visibleRun(queries: RunQueries, principal: Principal, id: string | unde
  * answers with a status; one found corrupt mid-stream cuts the connection instead.
  */
 function streamFile(
+  project: string,
   manifest: Extract<Manifest, { type: 'file' }>,
   chunks: ChunkStore,
   hasher: Hasher,
 ): Reply {
-  const absent = manifest.chunks.find((chunk) => !chunks.onDisk(chunk));
+  const absent = manifest.chunks.find((chunk) => !chunks.onDisk(project, chunk));
   if (absent !== undefined) {
     throw new ArtifactError(
       'chunk_missing',
       `chunk ${absent} of this file is missing on the server`,
-      {
-        hint: 'Sync the run again from a store that holds the file.',
-      },
+      { hint: reuploadHint(project, absent) },
     );
   }
 
   async function* pieces(): AsyncGenerator<Uint8Array> {
-    for (const chunk of manifest.chunks) yield await chunks.readAsync(chunk, hasher);
+    for (const chunk of manifest.chunks) yield await chunks.readAsync(project, chunk, hasher);
   }
   return {
     status: 200,

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError } from '@tidemark/core';
 import Database from 'better-sqlite3';
+import { linkSharedChunks, removeSharedChunks } from './chunk-layout-migration.js';
 
 export const SERVER_DB_FILE = 'server.db';
 export const CHUNKS_DIR = 'chunks';
@@ -14,8 +15,9 @@ export const CHUNKS_DIR = 'chunks';
  * arrives late (a retried batch) leaves them alone (protocol: Order). Tags are rows with a
  * `present` flag for the same reason: a removal must beat an older add whatever the arrival
  * order. `project_chunks` answers presence per project, never across projects (invariant 9).
+ * Exported for the tests that build data folders of earlier versions.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE tokens (
     id TEXT PRIMARY KEY,
@@ -118,7 +120,26 @@ const MIGRATIONS: readonly string[] = [
     at REAL NOT NULL
   ) WITHOUT ROWID;
   `,
+  // Chunk files move to one folder per project (chunk-layout-migration.ts moves the files): a
+  // pending file is now one project's copy. A shared file pending for several projects is
+  // pending for each; one no project holds was never answered as stored and goes with the
+  // shared folders.
+  `
+  CREATE TABLE pending_project_chunks (
+    project TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (project, digest)
+  ) WITHOUT ROWID;
+  INSERT INTO pending_project_chunks (project, digest, at)
+    SELECT c.project, p.digest, p.at FROM pending_chunks p JOIN project_chunks c USING (digest);
+  DROP TABLE pending_chunks;
+  ALTER TABLE pending_project_chunks RENAME TO pending_chunks;
+  `,
 ];
+
+/** The first version with one chunk folder per project (chunk-layout.ts). */
+const PROJECT_CHUNK_FOLDERS = 4;
 
 /** The schema version this code writes. */
 export const SERVER_SCHEMA_VERSION = MIGRATIONS.length;
@@ -148,7 +169,7 @@ export function openServerDatabase(dataDir: string): Database.Database {
     // An 'applied' answer lets the client advance its cursor, so every commit must survive
     // power loss before it is answered (invariant 3).
     db.pragma('synchronous = FULL');
-    migrate(db, path);
+    migrate(db, path, join(dataDir, CHUNKS_DIR));
     return db;
   } catch (error) {
     db.close();
@@ -156,7 +177,14 @@ export function openServerDatabase(dataDir: string): Database.Database {
   }
 }
 
-function migrate(db: Database.Database, path: string): void {
+function migrate(db: Database.Database, path: string, chunksDir: string): void {
+  // The chunk files of a shared-layout folder are put in place, durably, before the version
+  // that relies on them is recorded, and the old ones removed only after it
+  // (chunk-layout-migration.ts). Two processes migrating at once both link; a link already
+  // there is skipped.
+  const found = db.pragma('user_version', { simple: true }) as number;
+  if (found >= 1 && found < PROJECT_CHUNK_FOLDERS) linkSharedChunks(db, chunksDir);
+
   const applyPending = db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > MIGRATIONS.length) {
@@ -174,4 +202,5 @@ function migrate(db: Database.Database, path: string): void {
 
   // Immediate: two processes opening a fresh folder at once must not both migrate it.
   applyPending.immediate();
+  removeSharedChunks(chunksDir);
 }

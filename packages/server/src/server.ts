@@ -92,6 +92,11 @@ class HttpTidemarkServer implements TidemarkServer {
   readonly #http: Server;
   readonly #chunks: ChunkStore;
   #closed: Promise<void> | undefined;
+  /**
+   * Requests being handled. A handler may outlive its connection (an upload whose client went
+   * away still stores the chunks that arrived whole), so closing waits for these too.
+   */
+  readonly #handling = new Set<Promise<void>>();
 
   constructor(
     dataDir: string,
@@ -106,10 +111,12 @@ class HttpTidemarkServer implements TidemarkServer {
     this.#logger = logger;
     this.#chunks = chunks;
     this.#http = createHttpServer((req, res) => {
-      this.#handle(req, res).catch((error: unknown) => {
+      const handling = this.#handle(req, res).catch((error: unknown) => {
         this.#logger.error('response_failed', describe(error));
         res.destroy();
       });
+      this.#handling.add(handling);
+      void handling.finally(() => this.#handling.delete(handling));
     });
   }
 
@@ -150,6 +157,7 @@ class HttpTidemarkServer implements TidemarkServer {
       this.#http.close(() => resolve());
       this.#http.closeIdleConnections();
     })
+      .then(() => Promise.all(this.#handling))
       .then(() => this.#chunks.settled())
       .then(() => {
         this.#db.close();

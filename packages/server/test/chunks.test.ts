@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeManifest, getHasher, type Manifest, objectPath } from '@tidemark/core';
+import { encodeManifest, getHasher, type Manifest } from '@tidemark/core';
 import { CHUNKS_DIR, createToken } from '@tidemark/server';
 import { afterEach, describe, expect, it } from 'vitest';
+import { chunkPath } from '../src/chunk-layout.js';
 import { client, fileObjects, opsFor, startServer, type TestServer } from './harness.js';
 
 const servers: TestServer[] = [];
@@ -175,13 +176,36 @@ describe('chunks', () => {
     ]);
   });
 
+  it('applies a folder whose file names hold backslashes, as core uploads them', async () => {
+    const server = await fresh();
+    const api = client(server.url, server.token);
+    const hasher = await getHasher();
+    const bytes = randomBytes(500);
+    const dir: Manifest = {
+      v: 1,
+      type: 'dir',
+      size: 500,
+      entries: [{ path: 't/back\\slash', size: 500, chunks: [hasher.digest(bytes)] }],
+    };
+    const dirBytes = encodeManifest(dir);
+    for (const object of [bytes, dirBytes]) {
+      await api.put(`/api/v1/chunks/${hasher.digest(object)}?project=p`, object);
+    }
+    const run = opsFor('p');
+
+    const answer = await api.ops([run.file(1, 'snap', hasher.digest(dirBytes), 500, 'dir', 1)]);
+
+    expect(answer.body.results[0]).toMatchObject({ status: 'applied' });
+    expect((await api.get(`/api/v1/runs/${run.runId}/files/snap`)).body).toEqual(dir);
+  });
+
   it('sets a chunk found corrupt on disk aside and then reports it missing', async () => {
     const server = await fresh();
     const api = client(server.url, server.token);
     const bytes = randomBytes(900);
     const digest = (await getHasher()).digest(bytes);
     await api.put(`/api/v1/chunks/${digest}?project=p`, bytes);
-    const path = objectPath(join(server.dataDir, CHUNKS_DIR), digest);
+    const path = chunkPath(join(server.dataDir, CHUNKS_DIR), 'p', digest);
     chmodSync(path, 0o644);
     writeFileSync(path, randomBytes(900));
 

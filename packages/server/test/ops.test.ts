@@ -1,6 +1,6 @@
 import type { Op } from '@tidemark/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { client, opsFor, startServer, type TestServer } from './harness.js';
+import { client, fileObjects, opsFor, startServer, type TestServer } from './harness.js';
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -176,6 +176,29 @@ describe('POST /api/v1/ops', () => {
     });
     const series = await api.get(`/api/v1/runs/${run.runId}/series?path=log`);
     expect(series.body).toEqual({ path: 'log', type: 'string', points: [[0, 1, 'hello']] });
+  });
+
+  it("rejects a file.add or file series at a '.', '..' or backslash path with invalid_path", async () => {
+    const server = await fresh();
+    const api = client(server.url, server.token);
+    const run = opsFor('p');
+    const digest = (await fileObjects(new Uint8Array(10))).manifestDigest;
+    const bad = ['..', '.', '../evil', 'a/./b', 'a/..', 'a\\b'];
+    const fileAdds = bad.map((path, i) => run.file(i, path, digest, 10));
+    const filePoints = bad.map((path, i) =>
+      run.points(10 + i, [{ path, type: 'file', points: [[0, 1, digest]] }]),
+    );
+    // The namespace rules alone hold for the other kinds of series: 'a/..' names no place on disk.
+    const floats = run.points(20, [{ path: 'a/..', type: 'float', points: [[0, 1, 0.5]] }]);
+
+    const answer = await api.ops([...fileAdds, ...filePoints, floats]);
+
+    const results = answer.body.results;
+    expect(results.slice(0, -1).map((r) => [r.status, r.code])).toEqual(
+      [...bad, ...bad].map(() => ['rejected', 'invalid_path']),
+    );
+    expect(results.at(-1)).toMatchObject({ status: 'applied' });
+    expect(results[0]?.reason).toContain("'..'");
   });
 
   it('keeps a run in the project it was first seen in', async () => {

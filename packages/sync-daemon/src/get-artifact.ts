@@ -2,18 +2,22 @@ import {
   type ArtifactStore,
   type Digest,
   decodeManifest,
+  getHasher,
   getRun,
   isDigest,
   isTidemarkError,
   type Manifest,
   NotFoundError,
+  objectPath,
   type RunDetail,
   readSeries,
   restoreManifest,
   type SeriesPoint,
+  writeFileDurablyAsync,
 } from '@tidemark/core';
 import type Database from 'better-sqlite3';
 import type { RemoteClient } from './remote-client.js';
+import { isRemoteError, RemoteError } from './remote-error.js';
 
 export interface GetArtifactOptions {
   runId: string;
@@ -23,7 +27,12 @@ export interface GetArtifactOptions {
   step?: number;
   /** The file or folder to create; its parent must exist or be creatable. */
   out: string;
-  /** The local store, read-only: tried first, chunk by chunk. */
+  /** Replace whatever is at `out` with exactly the artifact; otherwise an existing `out` is refused. */
+  replace?: boolean;
+  /**
+   * The local store: tried first, chunk by chunk. Its database is only read; objects of one of
+   * its runs that it lacks or holds damaged are written back once downloaded and verified.
+   */
   local?: { db: Database.Database; objects: ArtifactStore };
   /** A server to fetch from when the run or some of its objects are not local. */
   remote?: RemoteClient;
@@ -41,6 +50,10 @@ export interface GetArtifactReport {
   /** Objects read from the local store and downloaded from the server. */
   localObjects: number;
   remoteObjects: number;
+  /** Downloaded objects written back to the local store, which lacked them or held them damaged. */
+  storedObjects: number;
+  /** Why writing downloaded objects back to the local store stopped; the restore is unaffected. */
+  storeFailure: { code: string; message: string } | null;
 }
 
 /** Chunks fetched ahead of the one being written when downloading. */
@@ -51,11 +64,32 @@ const PREFETCH = 4;
  * by object, and from the server for the run or for any object the store lacks or finds
  * damaged. Every object is checked against its digest wherever it comes from (invariant 4):
  * the local store verifies on read and `RemoteClient.getChunk` verifies what it downloads.
+ * When the run is one of the local store's own, each downloaded object is put back into it,
+ * so `tidemark verify` passes afterwards; a failure to put back is answered in `storeFailure`
+ * and never fails the restore. `out` is written all or nothing (`restoreManifest`).
  */
 export async function getArtifact(options: GetArtifactOptions): Promise<GetArtifactReport> {
   const { local, remote } = options;
-  const counts = { localObjects: 0, remoteObjects: 0 };
+  const counts = { localObjects: 0, remoteObjects: 0, storedObjects: 0 };
+  let storeFailure: GetArtifactReport['storeFailure'] = null;
   const found = locateLocally(options) ?? (await locateRemotely(options));
+
+  // Only objects of a run the local store holds go back into it: anything else is not its own
+  // and gc would remove it again.
+  const putBack = async (digest: Digest, bytes: Buffer): Promise<void> => {
+    if (local === undefined || !found.local || storeFailure !== null) return;
+    try {
+      if (await storeAgain(local.objects, digest, bytes)) counts.storedObjects += 1;
+    } catch (error) {
+      const why = isTidemarkError(error)
+        ? error.message
+        : ((error as NodeJS.ErrnoException).code ?? String(error));
+      storeFailure = {
+        code: isTidemarkError(error) ? error.code : 'write_failed',
+        message: `putting object ${digest} back into ${local.objects.dir} failed: ${why}`,
+      };
+    }
+  };
 
   const readObject = async (digest: Digest): Promise<Buffer> => {
     if (local?.objects.has(digest)) {
@@ -68,13 +102,16 @@ export async function getArtifact(options: GetArtifactOptions): Promise<GetArtif
       }
     }
     if (remote === undefined || found.project === undefined) throw notLocal(digest);
-    const bytes = await remote.getChunk(found.project, digest);
+    const bytes = await download(remote, found.project, digest);
     counts.remoteObjects += 1;
+    await putBack(digest, bytes);
     return bytes;
   };
 
   const manifest = decodeManifest(await readObject(found.manifest), found.manifest);
-  const result = await restoreManifest(manifest, options.out, inOrderAhead(manifest, readObject));
+  const result = await restoreManifest(manifest, options.out, inOrderAhead(manifest, readObject), {
+    replace: options.replace === true,
+  });
   return {
     runId: options.runId,
     path: options.path,
@@ -85,6 +122,7 @@ export async function getArtifact(options: GetArtifactOptions): Promise<GetArtif
     files: result.files,
     bytes: result.bytes,
     ...counts,
+    storeFailure,
   };
 }
 
@@ -92,6 +130,8 @@ interface Located {
   manifest: Digest;
   /** The run's project, known once the server has been asked; needed to download objects. */
   project: string | undefined;
+  /** The run is in the local store, so its objects belong there. */
+  local: boolean;
 }
 
 function locateLocally(options: GetArtifactOptions): Located | undefined {
@@ -107,7 +147,7 @@ function locateLocally(options: GetArtifactOptions): Located | undefined {
   const points =
     options.step === undefined ? [] : readSeries(local.db, options.runId, options.path);
   const manifest = pickManifest(run, points, options);
-  return { manifest, project: remote === undefined ? undefined : run.project };
+  return { manifest, project: remote === undefined ? undefined : run.project, local: true };
 }
 
 async function locateRemotely(options: GetArtifactOptions): Promise<Located> {
@@ -120,7 +160,7 @@ async function locateRemotely(options: GetArtifactOptions): Promise<Located> {
   const run = await remote.getRun(options.runId);
   const points =
     options.step === undefined ? [] : (await remote.getSeries(options.runId, options.path)).points;
-  return { manifest: pickManifest(run, points, options), project: run.project };
+  return { manifest: pickManifest(run, points, options), project: run.project, local: false };
 }
 
 function pickManifest(
@@ -172,6 +212,43 @@ function inOrderAhead(
     position += 1;
     return pending;
   };
+}
+
+/**
+ * Puts a downloaded object into the local store and answers whether it wrote. A missing one
+ * takes the store's own put path; a damaged one is replaced by the same durable recipe (temp
+ * file, fsync, rename over it, fsync the folder), since `putVerified` keeps any existing file.
+ */
+async function storeAgain(objects: ArtifactStore, digest: Digest, bytes: Buffer): Promise<boolean> {
+  if (!objects.has(digest)) {
+    await objects.putVerified(digest, bytes);
+    return true;
+  }
+  if ((await getHasher()).digest(bytes) !== digest) return false;
+  await writeFileDurablyAsync(objectPath(objects.dir, digest), bytes);
+  return true;
+}
+
+/** `getChunk`, with an answer the user can act on when the server does not hold the object. */
+async function download(remote: RemoteClient, project: string, digest: Digest): Promise<Buffer> {
+  try {
+    return await remote.getChunk(project, digest);
+  } catch (error) {
+    if (!isRemoteError(error) || error.status !== 404) throw error;
+    throw new RemoteError(
+      'rejected',
+      `${error.message}: the server does not hold object ${digest} of project ${project}`,
+      {
+        status: 404,
+        ...(error.serverCode === undefined ? {} : { serverCode: error.serverCode }),
+        hint:
+          'The server never received this object, or found its copy damaged and set it aside. ' +
+          "On a machine whose store holds the run intact, run 'tidemark sync --resend <run>', " +
+          'which sends the run again with every object the server lacks; then run get again.',
+        cause: error,
+      },
+    );
+  }
 }
 
 function notLocal(digest: Digest): NotFoundError {

@@ -52,13 +52,29 @@ export function runsToRelease(
  * refuses again is quarantined anew with the new reason. Answers whether the run was released.
  */
 export async function replayReleasedRun(ctx: ReleaseContext, runId: RunId): Promise<boolean> {
+  if (!(await replayRunEntries(ctx, runId, ctx.end))) return false;
+  ctx.ledger.release(runId);
+  return true;
+}
+
+/**
+ * Sends every journal entry of a run again, from its first up to `end`, and with them the
+ * objects they refer to that the server lacks. The server answers `duplicate` for the entries it
+ * had applied and changes nothing for them; what it lost, a chunk found damaged and set aside
+ * included, is sent again. Answers false when the run was quarantined on the way.
+ */
+export async function replayRunEntries(
+  ctx: ReleaseContext,
+  runId: RunId,
+  end: Seq,
+): Promise<boolean> {
   const { replay } = ctx;
   let after = 0 as Seq;
 
   while (!replay.isQuarantined(runId)) {
     const page = ctx.store.journal
       .readRun(runId, after, ctx.limits)
-      .filter((entry) => entry.seq <= ctx.end);
+      .filter((entry) => entry.seq <= end);
     if (page.length === 0) break;
 
     const plan = planRequests(page, ctx.limits.maxRequestBytes);
@@ -75,8 +91,5 @@ export async function replayReleasedRun(ctx: ReleaseContext, runId: RunId): Prom
     }
     after = (page.at(-1) as (typeof page)[number]).seq;
   }
-
-  if (replay.isQuarantined(runId)) return false;
-  ctx.ledger.release(runId);
-  return true;
+  return !replay.isQuarantined(runId);
 }

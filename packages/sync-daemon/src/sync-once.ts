@@ -2,13 +2,20 @@ import { performance } from 'node:perf_hooks';
 import {
   type JournalEntry,
   type Logger,
+  NotFoundError,
   type RunId,
   type Seq,
   type Store,
   silentLogger,
+  ValidationError,
 } from '@tidemark/core';
 import { ChunkUploader } from './chunk-uploader.js';
-import { type ReleaseRequest, replayReleasedRun, runsToRelease } from './release-quarantine.js';
+import {
+  type ReleaseRequest,
+  replayReleasedRun,
+  replayRunEntries,
+  runsToRelease,
+} from './release-quarantine.js';
 import type { RemoteClient } from './remote-client.js';
 import { normalizeRemoteUrl } from './remote-url.js';
 import { type ReplayContext, replayBatch } from './replay-batch.js';
@@ -53,6 +60,11 @@ export interface SyncOptions {
    * held). Every entry of a released run is sent again from its start.
    */
   release?: ReleaseRequest;
+  /**
+   * Runs to send again from their first entry, with every object the server lacks: after the
+   * server lost or set aside a chunk of a run it had. Ops it applied answer `duplicate`.
+   */
+  resend?: readonly string[];
 }
 
 /** A run held back from the remote. */
@@ -83,6 +95,8 @@ export interface SyncReport {
   quarantined: QuarantinedRun[];
   /** Runs this pass released and sent again from their start. */
   released: RunId[];
+  /** Runs this pass sent again from their start on request (`resend`). */
+  resent: RunId[];
   /** The cursor after the pass: the remote's, or with `only` the project's. */
   cursor: Seq;
   /** Entries after the cursor that a pass of the same kind still has to look at. */
@@ -204,9 +218,21 @@ export async function syncOnce(
   }
   if (released.length > 0) logger.info('runs_released', { remote: ledger.remote, runs: released });
 
+  // Resent runs go up to the cursor; what lies after it the loop below sends anyway.
+  const resent: RunId[] = [];
+  try {
+    for (const runId of runsToResend(store, quarantined, options.resend)) {
+      if (await replayRunEntries(release, runId, Math.min(start, end) as Seq)) resent.push(runId);
+    }
+  } catch (error) {
+    logger.warn('sync_failed', { remote: ledger.remote, code: codeOf(error), cursor: reached() });
+    throw error;
+  }
+  if (resent.length > 0) logger.info('runs_resent', { remote: ledger.remote, runs: resent });
+
   // Nothing to send still costs one small request: it proves the server and the token, so a
   // revoked token or a dead server is reported instead of passing as a quiet success.
-  if (start >= end && releasing.size === 0) {
+  if (start >= end && releasing.size === 0 && resent.length === 0) {
     await remote.whoami();
     counts.requests += 1;
   }
@@ -295,6 +321,7 @@ export async function syncOnce(
       isNew: fresh.has(runId),
     })),
     released,
+    resent,
     cursor,
     pending: ledger.countAfter(cursor, only),
   };
@@ -336,4 +363,29 @@ function readAhead<T>(read: () => T): Promise<T> {
   // A pass that fails first never awaits it; its failure must not surface as unhandled.
   ahead.catch(() => {});
   return ahead;
+}
+
+/**
+ * The runs a pass is asked to send again, each checked before anything is sent: a run the store
+ * does not hold, or one held back from this remote, is refused with what to do instead.
+ */
+function runsToResend(
+  store: Store,
+  quarantined: ReadonlyMap<RunId, string>,
+  request: readonly string[] | undefined,
+): RunId[] {
+  const runs = [...new Set(request ?? [])] as RunId[];
+  for (const runId of runs) {
+    if (quarantined.has(runId)) {
+      throw new ValidationError('run_quarantined', `run ${runId} is quarantined for this remote`, {
+        hint: 'Release it with --retry-run, which sends it again from its start.',
+      });
+    }
+    if (store.journal.readRun(runId, 0 as Seq, { maxEntries: 1, maxPoints: 1 }).length === 0) {
+      throw new NotFoundError('run_not_found', `this store has no entries of run ${runId}`, {
+        hint: "'tidemark runs' lists the runs of this store.",
+      });
+    }
+  }
+  return runs;
 }

@@ -17,6 +17,7 @@ const KNOWN_OPTIONS = new Set([
   'clock',
   'signal',
   'release',
+  'resend',
 ]);
 
 /** Refuses an options object syncOnce cannot honour, naming the option. */
@@ -55,6 +56,13 @@ export function validateOptions(options: SyncOptions): void {
       "release must be 'all' or a list of run ids",
       "Pass release: 'all' or release: ['<run id>'].",
     );
+  }
+  const resend = options.resend;
+  if (
+    resend !== undefined &&
+    !(Array.isArray(resend) && resend.every((id) => typeof id === 'string' && id.length > 0))
+  ) {
+    throw invalidOption('resend must be a list of run ids', "Pass resend: ['<run id>'].");
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
     throw invalidOption('onProgress must be a function', 'Pass (progress) => { ... }.');

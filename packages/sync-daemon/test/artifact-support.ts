@@ -37,12 +37,15 @@ export interface RecordingServer {
   puts: ChunkPut[];
   /** Called after each chunk upload is handled. */
   onPut: ((put: ChunkPut) => void) | undefined;
+  /** Stops the server once the requests it is handling are done, stored chunks included. */
+  close(): Promise<void>;
 }
 
 /** A server in this process on 127.0.0.1 that records each chunk upload it handles. */
 export async function startRecordingServer(
   dataDir = tempDir(),
   limits: Partial<ServerLimits> = {},
+  port = 0,
 ): Promise<RecordingServer> {
   const token = readFileSync(ensureInitialToken(dataDir).path, 'utf8').trim();
   const recorded: RecordingServer = {
@@ -52,6 +55,7 @@ export async function startRecordingServer(
     dataDir,
     puts: [],
     onPut: undefined,
+    close: async () => {},
   };
   const logger: Logger = {
     debug(event, fields = {}) {
@@ -65,8 +69,9 @@ export async function startRecordingServer(
     error() {},
   };
   const server = createTidemarkServer({ dataDir, logger, limits });
-  const address = await server.listen(0, '127.0.0.1');
+  const address = await server.listen(port, '127.0.0.1');
   stops.push(() => server.close());
+  recorded.close = () => server.close();
   recorded.url = address.url;
   recorded.port = address.port;
   return recorded;

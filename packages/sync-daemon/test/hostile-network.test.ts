@@ -48,14 +48,24 @@ async function startProxy(
 }
 
 /**
- * Connection fates for the hostile run: every kind of failure the issue names, drawn from a
- * seeded generator so that a failing run can be replayed. Stalls are few because each one costs
- * a response timeout; after 300 connections the network heals so the test ends.
+ * Connection fates for the hostile run: each kind of failure once in the first connections, so
+ * every kind happens however few requests the sync needs, then all of them drawn from a seeded
+ * generator so that a failing run can be replayed. Stalls are few because each one costs a
+ * response timeout; after 300 connections the network heals so the test ends.
  */
 function hostilePlan(seed: number): (index: number) => ConnectionPlan {
   const random = seeded(seed);
-  let stalls = 0;
+  const first: ConnectionPlan[] = [
+    { fault: { kind: 'drop' } },
+    { fault: { kind: 'reset_request', afterBytes: 100_000 } },
+    { fault: { kind: 'reset_response', afterBytes: 10 } },
+    { fault: { kind: 'status', status: 503, retryAfterSeconds: 1 } },
+    { fault: { kind: 'stall', afterBytes: 1000 } },
+  ];
+  let stalls = 1;
   return (index) => {
+    const fixed = first[index];
+    if (fixed !== undefined) return fixed;
     if (index >= 300) return { fault: { kind: 'pass' } };
     const r = random();
     if (r < 0.08) return { fault: { kind: 'drop' } };

@@ -1,5 +1,5 @@
 import { createHash, randomFillSync } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Digest,
@@ -123,6 +123,49 @@ describe('artifact chunks over HTTP to @tidemark/server', () => {
     expect((await remote.getRun(run.id)).files).toHaveLength(3);
     expect(report.chunksSent).toBe(6);
     expect(server.puts.filter((put) => put.status === 201)).toHaveLength(6);
+  });
+
+  it('sends a run again on request, with the chunk the server set aside as damaged', async () => {
+    const { dir, store } = openTestStore();
+    const run = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(600_000)));
+    const server = await startRecordingServer();
+    const remote = new HttpRemoteClient({ url: server.url, token: server.token });
+    await syncOnce(store, remote);
+    const chunk = await firstChunk(store, run.id);
+    const onServer = readdirSync(join(server.dataDir, 'chunks'), { recursive: true })
+      .map(String)
+      .find((name) => name.endsWith(chunk)) as string;
+    const damaged = readFileSync(join(server.dataDir, 'chunks', onServer));
+    damaged[7] = (damaged[7] as number) ^ 1;
+    writeFileSync(join(server.dataDir, 'chunks', onServer), damaged);
+    const found = await remote.getChunk('team/a', chunk).catch((error: unknown) => error);
+
+    const plain = await syncOnce(store, remote);
+    const again = await syncOnce(store, remote, { resend: [run.id] });
+    const download = await fetch(`${server.url}/api/v1/runs/${run.id}/files/model`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
+
+    expect(found).toMatchObject({ code: expect.stringMatching(/server_error|rejected/) });
+    expect(plain.chunksSent).toBe(0);
+    expect(again.resent).toEqual([run.id]);
+    expect(again.chunksSent).toBe(1);
+    expect(again.opsApplied).toBe(0);
+    expect(again.opsDuplicate).toBeGreaterThan(0);
+    expect(download.status).toBe(200);
+    expect(Buffer.from(await download.arrayBuffer()).length).toBe(600_000);
+  });
+
+  it('refuses to resend a run the store does not hold or one held back, sending nothing', async () => {
+    const { dir, store } = openTestStore();
+    await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(1000)));
+    const server = await startRecordingServer();
+    const remote = new HttpRemoteClient({ url: server.url, token: server.token });
+
+    const unknown = await syncOnce(store, remote, { resend: ['nope'] }).catch((e: unknown) => e);
+
+    expect(unknown).toMatchObject({ code: 'run_not_found', hint: expect.any(String) });
+    expect(server.puts).toEqual([]);
   });
 });
 

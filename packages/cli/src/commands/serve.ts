@@ -1,6 +1,7 @@
 import { createServer, ensureInitialToken } from '@tidemark/server';
 import type { Command } from 'commander';
 import { action, type CommonOptions } from '../command-kit.js';
+import { debugWanted } from '../daemon-log.js';
 import { createOutput, formatLogLine, usageError } from '../output.js';
 import { parsePort } from '../parse.js';
 
@@ -73,5 +74,10 @@ function stderrLogger() {
     (event: string, fields: Record<string, unknown> = {}) => {
       process.stderr.write(`${formatLogLine(event, { level, ...fields })}\n`);
     };
-  return { debug: () => {}, info: write('info'), warn: write('warn'), error: write('error') };
+  return {
+    debug: debugWanted(undefined) ? write('debug') : () => {},
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+  };
 }

@@ -1,4 +1,4 @@
-import { isTidemarkError, Store } from '@tidemark/core';
+import { isTidemarkError, Store, TidemarkError } from '@tidemark/core';
 import {
   opsRequestBytesFor,
   parseRate,
@@ -21,6 +21,7 @@ interface SyncOptions extends CommonOptions, RemoteOptions {
   maxRate?: string;
   retryQuarantined?: boolean;
   retryRun?: string[];
+  resend?: string[];
 }
 
 /** How often a sync without a terminal logs a `sync_progress` line. */
@@ -35,6 +36,12 @@ export function registerSync(program: Command): void {
     .option(
       '--retry-run <run>',
       'release this quarantined run and send it again from its start (repeatable)',
+      (run: string, runs: string[] = []) => [...runs, run],
+    )
+    .option(
+      '--resend <run>',
+      'send this synced run again from its start, with every chunk the server lacks, such as one\n' +
+        'it found damaged (repeatable)',
       (run: string, runs: string[] = []) => [...runs, run],
     )
     .addHelpText(
@@ -64,6 +71,7 @@ export function registerSync(program: Command): void {
           const report = await syncOnce(store, remote.client, {
             ...(options.only === undefined ? {} : { only: options.only }),
             ...(release === undefined ? {} : { release }),
+            ...(options.resend === undefined ? {} : { resend: options.resend }),
             ...(rate === undefined
               ? {}
               : { limits: { maxRequestBytes: opsRequestBytesFor(rate) } }),
@@ -74,8 +82,12 @@ export function registerSync(program: Command): void {
             ...report,
             quarantined: report.quarantined.map((q) => ({ ...q, hint: releaseHint(q.runId) })),
           };
-          output.result(view, () => describeReport(report, remote.url));
-          return report.quarantined.length > 0 ? ExitCode.partial : ExitCode.ok;
+          const human = () => describeReport(report, remote.url);
+          if (report.quarantined.length === 0) {
+            output.result(view, human);
+            return ExitCode.ok;
+          }
+          return output.failure(view, quarantinedError(report), human);
         } catch (error) {
           progress.stop();
           if (isTidemarkError(error) && error.retryable) {
@@ -98,6 +110,19 @@ function releaseOf(options: SyncOptions): ReleaseRequest | undefined {
   return options.retryRun === undefined ? undefined : options.retryRun;
 }
 
+/** Exit 7: everything else was synced, the listed runs were not. */
+function quarantinedError(report: SyncReport): TidemarkError {
+  const runs = report.quarantined.map((q) => q.runId);
+  const named = runs.length === 1 ? `run ${runs[0]} is` : `${runs.length} runs are`;
+  return new TidemarkError('quarantined', `${named} quarantined; every other run was synced`, {
+    hint:
+      runs.length === 1
+        ? `Fix the cause, then release it with 'tidemark sync --retry-run ${runs[0]}'.`
+        : "Fix the causes listed, then release them with 'tidemark sync --retry-quarantined' " +
+          "(or '--retry-run <run>' one by one).",
+  });
+}
+
 function releaseHint(runId: string): string {
   return (
     `fix the cause, then release it with 'tidemark sync --retry-run ${runId}' ` +
@@ -116,6 +141,7 @@ function describeReport(report: SyncReport, url: string): string {
     );
   }
   for (const runId of report.released) lines.push(`released run ${runId} and sent it again`);
+  for (const runId of report.resent) lines.push(`sent run ${runId} again`);
   for (const q of report.quarantined) {
     const since = q.isNew ? 'quarantined' : 'still quarantined';
     lines.push(`${since} run ${q.runId}: ${q.reason}`);

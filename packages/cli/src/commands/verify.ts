@@ -3,7 +3,9 @@ import {
   type RepairReport,
   repairStore,
   STORE_CHECKS,
+  StoreError,
   type VerifyCheck,
+  type VerifyFinding,
   type VerifyReport,
   verifyStore,
 } from '@tidemark/core';
@@ -22,50 +24,103 @@ interface VerifyOptions extends CommonOptions {
  */
 const CHECKS: readonly VerifyCheck[] = [...STORE_CHECKS, OBJECT_CHECK];
 
-/** Findings `--repair` fixes by rebuilding: damage, and derived data that disagrees. */
-const REPAIRABLE = new Set(['summary_mismatch', 'blocks_mismatch', 'orphan_rows']);
+/** Warnings `--repair` fixes by rebuilding: derived data that disagrees with the points. */
+const REPAIRABLE_WARNINGS = new Set(['summary_mismatch', 'blocks_mismatch']);
+
+/**
+ * Errors a rebuild of the database cannot fix: there is nothing to rebuild from, the file is
+ * not ours or newer than us, or nothing is damaged and the store only cannot be opened here.
+ */
+const NOT_REPAIRABLE = new Set([
+  'store_missing',
+  'not_sqlite',
+  'foreign_database',
+  'store_too_new',
+  'migration_mismatch',
+  'store_unopenable',
+]);
+
+/** Artifact objects: --repair rebuilds the database only; they need a fresh copy. */
+const OBJECTS = 'objects';
 
 export function registerVerify(program: Command): void {
   withCommonOptions(program.command('verify'))
     .description('check the local store and say what is wrong; --repair rebuilds a damaged one')
     .option(
       '--repair',
-      'rebuild the store from every row that can still be read (stop writers first; the damaged file is kept)',
+      'rebuild the database from every row that can still be read (stop writers first; the damaged file is kept)',
     )
     .addHelpText(
       'after',
-      '\nExit code 0: no error found (or repaired); 6: errors remain. Verify never changes the\n' +
-        'store; --repair moves the damaged database aside as store.db.damaged-<time>.',
+      '\nExit code 0: no error found (or all repaired); 6: errors remain. Verify never changes\n' +
+        'the store. --repair rebuilds the database only when it is damaged, moving the damaged\n' +
+        'file aside as store.db.damaged-<time>; it cannot mend artifact objects: a damaged or\n' +
+        "missing object needs 'tidemark get RUN PATH --remote URL' (a synced run; it puts the\n" +
+        'objects back) or the artifact logged again.',
     )
     .action(
       action('verify', async (output, options: VerifyOptions) => {
         const before = await verifyStore({ dir: options.dir, checks: CHECKS });
-        if (options.repair !== true || !needsRepair(before)) {
-          output.result({ ...before, repaired: null }, () =>
-            renderFindings(before, options.repair === true),
-          );
-          return before.ok ? ExitCode.ok : ExitCode.store;
+        const repairAsked = options.repair === true;
+        const databaseDamaged = before.findings.some(repairable);
+
+        let repair: RepairReport | null = null;
+        let after = before;
+        if (repairAsked && databaseDamaged) {
+          repair = repairStore({ dir: options.dir });
+          after = await verifyStore({ dir: options.dir, checks: CHECKS });
         }
 
-        const repair = repairStore({ dir: options.dir });
-        const after = await verifyStore({ dir: options.dir, checks: CHECKS });
-        output.result({ ...after, before: before.findings, repaired: repair }, () =>
-          [renderFindings(before, false), renderRepair(repair), renderFindings(after, false)].join(
-            '\n\n',
-          ),
-        );
-        return after.ok ? ExitCode.ok : ExitCode.store;
+        const data = {
+          ...after,
+          ...(repair === null ? {} : { before: before.findings }),
+          repaired: repair,
+        };
+        const human = () => {
+          const parts = [renderFindings(before)];
+          if (repair !== null) parts.push(renderRepair(repair), renderFindings(after));
+          if (repairAsked) parts.push(renderNotRepaired(after, repair !== null));
+          return parts.join('\n\n');
+        };
+        if (after.ok) {
+          output.result(data, human);
+          return ExitCode.ok;
+        }
+        return output.failure(data, verifyFailed(after, repair !== null), human);
       }),
     );
 }
 
-function needsRepair(report: VerifyReport): boolean {
-  return report.findings.some(
-    (f) => (f.severity === 'error' && f.code !== 'store_missing') || REPAIRABLE.has(f.code),
-  );
+function repairable(finding: VerifyFinding): boolean {
+  if (finding.check === OBJECTS || NOT_REPAIRABLE.has(finding.code)) return false;
+  return finding.severity === 'error' || REPAIRABLE_WARNINGS.has(finding.code);
 }
 
-function renderFindings(report: VerifyReport, repairAsked: boolean): string {
+/** The error verify ends with: how many problems, and what can be done about each kind. */
+function verifyFailed(report: VerifyReport, repaired: boolean): StoreError {
+  const errors = report.findings.filter((f) => f.severity === 'error');
+  const objects = errors.filter((f) => f.check === OBJECTS).length;
+  const database = errors.filter(repairable).length;
+  const steps: string[] = [];
+  if (database > 0 && !repaired) {
+    steps.push("'tidemark verify --repair' rebuilds the database from every row it can read");
+  }
+  if (objects > 0) steps.push(OBJECT_ADVICE);
+  if (steps.length === 0 || errors.length > objects + database) {
+    steps.push('see each finding for what it needs');
+  }
+  const where = repaired ? 'remain after the repair' : 'found';
+  const hint = steps.join('; ');
+  return new StoreError('verify_failed', `${errors.length} error(s) ${where} in ${report.dir}`, {
+    hint: `${hint.charAt(0).toUpperCase()}${hint.slice(1)}.`,
+  });
+}
+
+const OBJECT_ADVICE =
+  "damaged or missing artifact objects need 'tidemark get RUN PATH --remote URL' for a synced " +
+  'run (it puts the objects back) or the artifact logged again';
+
+function renderFindings(report: VerifyReport): string {
   const errors = report.findings.filter((f) => f.severity === 'error').length;
   const warnings = report.findings.filter((f) => f.severity === 'warning').length;
   const lines = [`store ${report.dir}`];
@@ -87,7 +142,21 @@ function renderFindings(report: VerifyReport, repairAsked: boolean): string {
     lines.push(`not checked (the database cannot be read): ${skipped.join(', ')}`);
   if (errors === 0 && warnings === 0) lines.push('ok: no problem found');
   else lines.push(`${errors} error(s), ${warnings} warning(s)`);
-  if (repairAsked && errors === 0) lines.push('nothing to repair');
+  return lines.join('\n');
+}
+
+/** What `--repair` left as it was, said plainly: it must never read as "all repaired". */
+function renderNotRepaired(after: VerifyReport, repaired: boolean): string {
+  const left = after.findings.filter((f) => f.severity === 'error');
+  if (left.length === 0) {
+    return repaired ? 'repair complete: no error remains' : 'nothing to repair';
+  }
+  const lines = [
+    repaired
+      ? `not repaired: ${left.length} error(s) remain`
+      : `not repaired: --repair rebuilds a damaged database only; it cannot fix the ${left.length} error(s) found`,
+  ];
+  if (left.some((f) => f.check === OBJECTS)) lines.push(`  ${OBJECT_ADVICE}`);
   return lines.join('\n');
 }
 
