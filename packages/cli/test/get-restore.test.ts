@@ -120,4 +120,14 @@ describe('tidemark get, restoring', () => {
     expect(readFileSync(join(root, 'file'), 'utf8')).toBe('keep');
     expect(existsSync(root)).toBe(true);
   });
+
+  it('fails at once where the parent of --out refuses new folders, leaving nothing behind', async () => {
+    const { dir, runId } = await recordStore();
+
+    const refused = await runCli(['get', runId, 'm', '--out', '/proc/tidemark-x', '--dir', dir]);
+
+    expect(refused.code).toBe(6);
+    expect(refused.stderr).toMatch(/hint:/);
+    expect(existsSync('/proc/tidemark-x')).toBe(false);
+  });
 });

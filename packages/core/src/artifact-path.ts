@@ -20,5 +20,15 @@ export function validateArtifactPath(path: unknown, what: string): string {
       hint: "An artifact path names a place in the run, not on disk: write 'model/weights'.",
     });
   }
+  const long = checked.split('/').find((segment) => Buffer.byteLength(segment, 'utf8') > 255);
+  if (long !== undefined) {
+    throw new ValidationError(
+      'invalid_path',
+      `${what} has a segment of ${Buffer.byteLength(long, 'utf8')} bytes`,
+      {
+        hint: "'tidemark get' names the restored file after the last segment, and file systems allow 255 bytes per name: shorten it.",
+      },
+    );
+  }
   return checked;
 }

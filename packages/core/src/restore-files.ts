@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { access, constants, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fsyncFolderAsync } from './durable-file.js';
 import { ArtifactError, isTidemarkError } from './errors.js';
 import type { Digest } from './ids.js';
@@ -166,11 +166,31 @@ function entryTarget(root: string, path: string, out: string): string {
   return target;
 }
 
+/**
+ * Creates a folder and its missing parents one level at a time. Node's recursive mkdir retries
+ * forever where a parent exists but refuses new entries with ENOENT (as /proc does).
+ */
 async function makeFolder(folder: string): Promise<void> {
-  try {
-    await mkdir(folder, { recursive: true });
-  } catch (error) {
-    throw await restoreWriteError(error, folder);
+  const missing: string[] = [];
+  for (let at = resolve(folder); !(await exists(at)); at = dirname(at)) {
+    missing.unshift(at);
+    if (dirname(at) === at) break;
+  }
+  for (const level of missing) {
+    try {
+      await mkdir(level);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      // The parent exists, so ENOENT here means it takes no new entries.
+      if (code === 'ENOENT') {
+        throw new ArtifactError('target_unwritable', `cannot create ${level} (${code})`, {
+          cause: error,
+          hint: 'Restore into a folder this user can write.',
+        });
+      }
+      throw await restoreWriteError(error, folder);
+    }
   }
 }
 

@@ -4,10 +4,21 @@ import { getRun, listRuns, openReadOnly, ValidationError } from '@tidemark/core'
 import { describe, expect, it } from 'vitest';
 import { openScratchStore, scratch, startRun } from './artifact-helpers.js';
 
-const BAD_PATHS = ['..', '.', '../evil', 'a/./b', 'a/..', 'a\\b', 'a//b', '', '/abs'];
+const BAD_PATHS = [
+  `long/${'a'.repeat(256)}`,
+  '..',
+  '.',
+  '../evil',
+  'a/./b',
+  'a/..',
+  'a\\b',
+  'a//b',
+  '',
+  '/abs',
+];
 
 describe('artifact paths', () => {
-  it("refuses '.', '..', empty segments and backslashes in upload and logFile with a hint, recording nothing", async () => {
+  it("refuses '.', '..', empty segments, names over 255 bytes and backslashes in upload and logFile with a hint, recording nothing", async () => {
     const { dir, store } = openScratchStore();
     const run = await startRun(dir);
     const source = join(scratch(), 'a.bin');

@@ -321,13 +321,13 @@ function chunkCorrupt(project: string, digest: Digest): ArtifactError {
 }
 
 /**
- * How a chunk the server lost is sent again. A sync sends only what the ops it replays need, so
- * it does not resend the chunks of a run it already synced (docs/artifacts.md, Repair).
+ * How a chunk the server lost is sent again. A plain sync sends only what the ops it replays
+ * need, so it does not resend the chunks of a run it already synced (docs/artifacts.md, Repair).
  */
 export function reuploadHint(project: string, digest: Digest): string {
   return (
-    `Send it again from a store that holds it: PUT /api/v1/chunks/${digest}?project=${project} ` +
-    `with the file objects/${digest.slice(0, 2)}/${digest} of that store as the body ` +
+    `From a store that holds the run intact, run 'tidemark sync --resend <run>' (project ` +
+    `${project}), which sends chunk ${digest} and any other the server lacks again ` +
     '(docs/artifacts.md, Repair).'
   );
 }

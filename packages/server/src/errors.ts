@@ -33,6 +33,9 @@ export function statusOf(error: unknown): number {
   if (error instanceof ArtifactError) {
     if (error.code === 'digest_mismatch' || error.code === 'bad_manifest') return 400;
     if (error.code === 'disk_full') return 507;
+    // The project's copy is gone or was set aside as damaged: what the client must do is
+    // upload it again, which the hint says, so it is not a server failure.
+    if (error.code === 'chunk_corrupt' || error.code === 'chunk_missing') return 404;
   }
   return 500;
 }

@@ -102,11 +102,11 @@ describe('repairing a damaged chunk', () => {
     const repairA = await a.put(`/api/v1/chunks/${digest}?project=team/a`, bytes);
 
     expect(uploadB).toEqual({ status: 201, body: { stored: true } });
-    expect(readA).toMatchObject({ status: 500, body: { error: { code: 'chunk_corrupt' } } });
+    expect(readA).toMatchObject({ status: 404, body: { error: { code: 'chunk_corrupt' } } });
     // Set aside by that read, the chunk is now one A does not hold, and the answer says how
     // to send it again.
     expect(readAgainA).toMatchObject({ status: 404, body: { error: { code: 'chunk_not_found' } } });
-    expect(readAgainA.body.error.hint).toContain(`PUT /api/v1/chunks/${digest}?project=team/a`);
+    expect(readAgainA.body.error.hint).toContain("'tidemark sync --resend <run>' (project team/a)");
     expect(askA.body).toEqual({ missing: [digest] });
     expect(repairA).toEqual({ status: 201, body: { stored: true } });
     const backA = await a.getBytes(`/api/v1/chunks/${digest}?project=team/a`);

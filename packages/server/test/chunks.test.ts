@@ -213,8 +213,12 @@ describe('chunks', () => {
     const missing = await api.post('/api/v1/chunks/missing', { project: 'p', digests: [digest] });
     const again = await api.put(`/api/v1/chunks/${digest}?project=p`, bytes);
 
-    expect(read.status).toBe(500);
-    expect(read.body.error).toEqual({ code: 'chunk_corrupt', message: expect.any(String) });
+    expect(read.status).toBe(404);
+    expect(read.body.error).toEqual({
+      code: 'chunk_corrupt',
+      message: expect.any(String),
+      hint: expect.stringContaining('tidemark sync --resend'),
+    });
     expect(JSON.stringify(read.body)).not.toContain(server.dataDir);
     expect(missing.body).toEqual({ missing: [digest] });
     expect(again).toEqual({ status: 201, body: { stored: true } });
