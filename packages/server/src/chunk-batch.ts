@@ -56,8 +56,8 @@ const STORING_AT_ONCE = 3;
  * soon as its last byte arrived, re-hashed: whatever arrived whole is kept even when the rest
  * of the body never comes, so an interrupted batch costs at most the chunk it was cut in.
  * Up to STORING_AT_ONCE chunks are being stored while the next arrives; all have settled when
- * this returns or throws. A body that ends early, or runs on past the last chunk, is refused
- * with `digest_mismatch`.
+ * this returns or throws. A body whose declared length is not the chunks' total, or that ends
+ * early or runs on past the last chunk, is refused with `digest_mismatch`.
  */
 export async function readChunkBatch(
   req: IncomingMessage,
@@ -70,6 +70,12 @@ export async function readChunkBatch(
     cut: (digest: Digest) => void;
   },
 ): Promise<void> {
+  const total = digests.reduce((sum, digest) => sum + digestSize(digest), 0);
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) !== total) {
+    throw bodyMismatch(`is ${declared} bytes, the chunks it names ${total}`);
+  }
+
   const storing = new Set<Promise<void>>();
   let buffer = buffers.take();
   let index = 0;

@@ -95,15 +95,6 @@ export function addChunkRoutes(
     const project = projectParam(url);
     assertProjectAccess(principal, project);
     const digests = batchDigests(url, limits);
-    const total = digests.reduce((sum, digest) => sum + digestSize(digest), 0);
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) !== total) {
-      throw badRequest(
-        'digest_mismatch',
-        `the body is ${declared} bytes, the chunks it names ${total}`,
-        'Send the chunks named in ?digests= back to back, each whole, nothing else.',
-      );
-    }
 
     // Each chunk is checked and kept as soon as it is whole; one refused does not stop the rest.
     const answer: ChunkBatchResponse = { stored: 0, refused: [] };

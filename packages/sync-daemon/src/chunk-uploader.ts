@@ -232,16 +232,7 @@ export class ChunkUploader {
 
     const buffer = this.#batchBuffers.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     try {
-      const sent: Digest[] = [];
-      let length = 0;
-      for (const digest of batch) {
-        try {
-          length += (await this.#store.objects.readInto(digest, buffer.subarray(length))).length;
-          sent.push(digest);
-        } catch (error) {
-          fail(digest, localProblem(error, digest));
-        }
-      }
+      const { read: sent, length } = await this.#readBatch(batch, buffer, fail);
       if (sent.length === 0) return;
 
       let refused: ChunkRefusal[];
@@ -266,11 +257,7 @@ export class ChunkUploader {
 
       const notKept = new Map(refused.map((refusal) => [refusal.digest, refusal.code]));
       for (const digest of sent) {
-        if (notKept.has(digest)) continue;
-        this.#present.get(project)?.add(digest);
-        this.stats.chunksSent += 1;
-        this.stats.bytesSent += digestSize(digest);
-        this.#options.onUpload();
+        if (!notKept.has(digest)) this.#delivered(project, digest);
       }
       for (const [digest, code] of notKept) {
         // The bytes were verified on read, so a mismatch happened on the way: one more try.
@@ -330,11 +317,38 @@ export class ChunkUploader {
       }
     }
 
+    this.#delivered(project, digest);
+    return undefined;
+  }
+
+  /** Counts an object the server now holds, and remembers that it does for this pass. */
+  #delivered(project: string, digest: Digest): void {
     this.#present.get(project)?.add(digest);
     this.stats.chunksSent += 1;
-    this.stats.bytesSent += bytes.length;
+    this.stats.bytesSent += digestSize(digest);
     this.#options.onUpload();
-    return undefined;
+  }
+
+  /**
+   * Reads objects back to back into `buffer`, each checked against its digest (invariant 4).
+   * One that cannot be read intact is left out and reported through `fail`.
+   */
+  async #readBatch(
+    batch: readonly Digest[],
+    buffer: Buffer,
+    fail: (digest: Digest, failure: string) => void,
+  ): Promise<{ read: Digest[]; length: number }> {
+    const read: Digest[] = [];
+    let length = 0;
+    for (const digest of batch) {
+      try {
+        length += (await this.#store.objects.readInto(digest, buffer.subarray(length))).length;
+        read.push(digest);
+      } catch (error) {
+        fail(digest, localProblem(error, digest));
+      }
+    }
+    return { read, length };
   }
 }
 

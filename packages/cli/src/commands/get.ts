@@ -150,7 +150,9 @@ function explainRestoreError(error: unknown, outDir: string): unknown {
     case 'target_exists':
       return new TidemarkError('usage', error.message, {
         ...cause,
-        hint: 'Something appeared there during the restore. Pass --force to replace it, or another --out.',
+        hint:
+          'Something appeared there during the restore. ' +
+          'Pass --force to replace it, or another --out.',
       });
     case 'target_blocked':
       return new TidemarkError('invalid_out', where, {

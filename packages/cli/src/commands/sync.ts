@@ -40,8 +40,8 @@ export function registerSync(program: Command): void {
     )
     .option(
       '--resend <run>',
-      'send this synced run again from its start, with every chunk the server lacks, such as one\n' +
-        'it found damaged (repeatable)',
+      'send this synced run again from its start, with every chunk the server lacks,\n' +
+        'such as one it found damaged (repeatable)',
       (run: string, runs: string[] = []) => [...runs, run],
     )
     .addHelpText(
