@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     section('4. the same run, read back from the server');
     await cli(['show', run.id, '--remote', server.url], env);
     say(
-      `\nThe local store is ${storeDir}; try: npx tidemark query --dir ${storeDir} "SELECT * FROM runs_view"`,
+      `\nThe local store is ${storeDir}; try: npm run -s tidemark -- query --dir ${storeDir} "SELECT * FROM runs_view"`,
     );
   } finally {
     await server.stop();
