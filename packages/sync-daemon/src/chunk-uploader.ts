@@ -115,7 +115,9 @@ export class ChunkUploader {
     for (const [project, digests] of needs) {
       const missing = await this.#askMissing(project, [...digests.keys()]);
 
+      const failed = new Set<Digest>();
       const fail = (digest: Digest, failure: string): void => {
+        failed.add(digest);
         for (const runId of digests.get(digest) ?? []) {
           if (!problems.has(runId)) problems.set(runId, failure);
         }
@@ -139,7 +141,9 @@ export class ChunkUploader {
       const [chunks, lists] = partition(missing, (digest) => !manifests.has(digest));
       await send(chunks);
       await send(lists);
-      await this.#commit(project, [...digests.keys()], upload);
+      // Objects that failed are needed only by runs whose ops will not be sent.
+      const needed = [...digests.keys()].filter((digest) => !failed.has(digest));
+      await this.#commit(project, needed, upload);
     }
     return problems;
   }
@@ -214,9 +218,10 @@ export class ChunkUploader {
   }
 
   /**
-   * Sends objects in one request, read back to back into one buffer, each checked against its
-   * digest on the way (invariant 4). An object that cannot be read intact is left out and
-   * reported through `fail`; one the server found damaged in transit is sent once more alone.
+   * Sends objects in one request, read back to back into one buffer. The server re-hashes each
+   * (invariant 4); one it refuses as not matching its digest is checked here: damaged on this
+   * disk, its runs fail; damaged on the way, it is sent once more alone. An object that cannot
+   * be read is left out and reported through `fail`.
    */
   async #uploadBatch(
     project: string,
@@ -232,7 +237,7 @@ export class ChunkUploader {
 
     const buffer = this.#batchBuffers.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     try {
-      const { read: sent, length } = await this.#readBatch(batch, buffer, fail);
+      const { read: sent, length } = this.#readBatch(batch, buffer, fail);
       if (sent.length === 0) return;
 
       let refused: ChunkRefusal[];
@@ -260,9 +265,10 @@ export class ChunkUploader {
         if (!notKept.has(digest)) this.#delivered(project, digest);
       }
       for (const [digest, code] of notKept) {
-        // The bytes were verified on read, so a mismatch happened on the way: one more try.
         if (code === 'digest_mismatch') {
-          await upload(digest);
+          const damage = await this.#localDamage(digest);
+          if (damage === undefined) await upload(digest);
+          else fail(digest, damage);
           continue;
         }
         this.#options.logger.warn('chunk_refused', { digest, server_code: code });
@@ -286,16 +292,14 @@ export class ChunkUploader {
   }
 
   async #uploadWith(project: string, digest: Digest, buffer: Buffer): Promise<string | undefined> {
-    let bytes: Buffer;
-    try {
-      // Invariant 4: the read checks the bytes against the digest, so damage is never uploaded.
-      bytes = await this.#store.objects.readInto(digest, buffer);
-    } catch (error) {
-      return localProblem(error, digest);
-    }
-
-    // The bytes were verified on read, so a mismatch happened on the way: one more try.
     for (let attempt = 1; ; attempt += 1) {
+      let bytes: Buffer;
+      try {
+        bytes = this.#store.objects.readIntoUnchecked(digest, buffer);
+      } catch (error) {
+        return localProblem(error, digest);
+      }
+
       const sent = await this.#wire.acquire();
       try {
         await forbiddenAsAuth(`PUT /api/v1/chunks/${digest}`, project, () =>
@@ -303,8 +307,13 @@ export class ChunkUploader {
         );
         break;
       } catch (error) {
+        sent();
         if (!(error instanceof RemoteError) || error.code !== 'rejected') throw error;
-        if (error.serverCode === 'digest_mismatch' && attempt === 1) continue;
+        if (error.serverCode === 'digest_mismatch') {
+          const damage = await this.#localDamage(digest);
+          if (damage !== undefined) return damage;
+          if (attempt === 1) continue;
+        }
         this.#options.logger.warn('chunk_refused', {
           digest,
           status: error.status,
@@ -321,6 +330,22 @@ export class ChunkUploader {
     return undefined;
   }
 
+  /**
+   * After the server refused an object as not matching its digest: reads the local copy with its
+   * check (invariant 4) and answers why its runs fail when it is damaged here, or undefined when
+   * it is intact and the damage happened on the way.
+   */
+  async #localDamage(digest: Digest): Promise<string | undefined> {
+    try {
+      await this.#store.objects.read(digest);
+      return undefined;
+    } catch (error) {
+      const damage = localProblem(error, digest);
+      this.#options.logger.warn('local_object_damaged', { digest, problem: damage });
+      return damage;
+    }
+  }
+
   /** Counts an object the server now holds, and remembers that it does for this pass. */
   #delivered(project: string, digest: Digest): void {
     this.#present.get(project)?.add(digest);
@@ -330,19 +355,19 @@ export class ChunkUploader {
   }
 
   /**
-   * Reads objects back to back into `buffer`, each checked against its digest (invariant 4).
-   * One that cannot be read intact is left out and reported through `fail`.
+   * Reads objects back to back into `buffer`, unchecked: the server re-hashes each one. One that
+   * cannot be read, or has the wrong length, is left out and reported through `fail`.
    */
-  async #readBatch(
+  #readBatch(
     batch: readonly Digest[],
     buffer: Buffer,
     fail: (digest: Digest, failure: string) => void,
-  ): Promise<{ read: Digest[]; length: number }> {
+  ): { read: Digest[]; length: number } {
     const read: Digest[] = [];
     let length = 0;
     for (const digest of batch) {
       try {
-        length += (await this.#store.objects.readInto(digest, buffer.subarray(length))).length;
+        length += this.#store.objects.readIntoUnchecked(digest, buffer.subarray(length)).length;
         read.push(digest);
       } catch (error) {
         fail(digest, localProblem(error, digest));

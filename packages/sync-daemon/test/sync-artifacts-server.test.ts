@@ -107,6 +107,30 @@ describe('artifact chunks over HTTP to @tidemark/server', () => {
     expect(server.puts.every((put) => put.status === 201)).toBe(true);
   });
 
+  it('leaves a chunk damaged on this disk with the server, which refuses it; quarantines its run only', async () => {
+    const { dir, store } = openTestStore();
+    const broken = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
+    const fine = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
+    const damaged = await firstChunk(store, broken.id);
+    const path = objectPath(join(dir, 'objects'), damaged);
+    const bytes = readFileSync(path);
+    bytes[1000] = (bytes[1000] as number) ^ 0x40;
+    writeFileSync(path, bytes);
+    const server = await startRecordingServer();
+    const remote = new HttpRemoteClient({ url: server.url, token: server.token });
+
+    const report = await syncOnce(store, remote);
+
+    expect(report.quarantined).toEqual([
+      { runId: broken.id, reason: expect.stringMatching(/^object_corrupt/), isNew: true },
+    ]);
+    expect((await remote.getRun(fine.id)).files).toHaveLength(1);
+    expect(heldChunks(server.dataDir, 'team/a').has(damaged)).toBe(false);
+    expect(server.puts.filter((put) => put.digest === damaged).map((put) => put.status)).toEqual([
+      400,
+    ]);
+  });
+
   it('falls back to one object per request when the server refuses batches this large', async () => {
     const { dir, store } = openTestStore();
     const run = await recordRun(dir, 'team/a', async (r) => {
