@@ -209,7 +209,8 @@ async function measureUpload(
         const server = await startTidemarkServer(serverDir);
         const remote = new HttpRemoteClient({ url: server.url, token: server.token });
         const started = performance.now();
-        const report = await syncOnce(store, remote);
+        // A server on a port an earlier round had would find that round's cursor: a fresh name.
+        const report = await syncOnce(store, remote, { remote: `bench-round-${round}` });
         const seconds = (performance.now() - started) / 1000;
         await server.process.kill9();
         if (report.bytesSent < GiB) throw new Error(`upload sent ${report.bytesSent} bytes only`);
@@ -259,6 +260,7 @@ async function measureResume(workDir: string, storeDir: string): Promise<Measure
      const store = Store.open({ dir: process.argv[1] });
      const remote = new HttpRemoteClient({ url: process.argv[2], token: process.env.SYNC_TOKEN });
      await syncOnce(store, remote, {
+       remote: 'bench-resume',
        onProgress: (p) => process.stdout.write(JSON.stringify({ event: 'progress', ...p }) + '\\n'),
      });`,
     [storeDir, server.url],
@@ -271,6 +273,7 @@ async function measureResume(workDir: string, storeDir: string): Promise<Measure
   const report = await syncOnce(
     store,
     new HttpRemoteClient({ url: server.url, token: server.token }),
+    { remote: 'bench-resume' },
   );
   await store.close();
   await server.process.kill9();

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import { type Digest, digestSize, type Hasher, isDigest } from '@tidemark/core';
-import type { BodyBuffers } from './body-buffers.js';
 import { badRequest, RequestError } from './errors.js';
 import type { ServerLimits } from './limits.js';
 
@@ -48,24 +47,29 @@ export function batchDigests(url: URL, limits: ServerLimits): Digest[] {
   return digests as Digest[];
 }
 
-/** Chunks of one batch being stored at once while the next ones arrive. */
-const STORING_AT_ONCE = 3;
+/**
+ * Chunks of one batch being stored at once while the next ones arrive. Enough to keep every
+ * thread of the pool writing while this one receives and hashes; a batch holds at most
+ * `maxBatchBytes`, which bounds the memory the pieces of these chunks take.
+ */
+const STORING_AT_ONCE = 8;
 
 /**
  * Reads a body made of the chunks `digests` name, back to back, and hands each to `take` as
  * soon as its last byte arrived, re-hashed: whatever arrived whole is kept even when the rest
  * of the body never comes, so an interrupted batch costs at most the chunk it was cut in.
- * Up to STORING_AT_ONCE chunks are being stored while the next arrives; all have settled when
- * this returns or throws. A body whose declared length is not the chunks' total, or that ends
- * early or runs on past the last chunk, is refused with `digest_mismatch`.
+ * A chunk is hashed piece by piece as the pieces arrive and handed over as those pieces, so its
+ * bytes are never copied into one buffer. Up to STORING_AT_ONCE chunks are being stored while
+ * the next arrives; all have settled when this returns or throws. A body whose declared length
+ * is not the chunks' total, or that ends early or runs on past the last chunk, is refused with
+ * `digest_mismatch`.
  */
 export async function readChunkBatch(
   req: IncomingMessage,
   digests: readonly Digest[],
-  buffers: BodyBuffers,
   hasher: Hasher,
   handlers: {
-    take: (digest: Digest, bytes: Buffer, outcome: BatchOutcome) => Promise<void>;
+    take: (digest: Digest, pieces: readonly Buffer[], outcome: BatchOutcome) => Promise<void>;
     /** The chunk whose bytes had begun to arrive when the body broke off. */
     cut: (digest: Digest) => void;
   },
@@ -77,27 +81,26 @@ export async function readChunkBatch(
   }
 
   const storing = new Set<Promise<void>>();
-  let buffer = buffers.take();
   let index = 0;
+  let pieces: Buffer[] = [];
   let filled = 0;
+  let hashing = hasher.stream();
 
   const handOver = async (): Promise<void> => {
     for (let digest = digests[index]; digest !== undefined; digest = digests[index]) {
       if (filled < digestSize(digest)) return;
-      const full = buffer;
-      const bytes = full.subarray(0, filled);
-      const outcome = hasher.digest(bytes) === digest ? 'intact' : 'mismatch';
-      const work: Promise<void> = handlers.take(digest, bytes, outcome).finally(() => {
+      const outcome = hashing.digest() === digest ? 'intact' : 'mismatch';
+      const work: Promise<void> = handlers.take(digest, pieces, outcome).finally(() => {
         storing.delete(work);
-        buffers.give(full);
       });
       storing.add(work);
       // A failure surfaces in the race below or in the final wait; this handler only keeps it
       // from counting as unhandled while the next chunk is being received.
       work.catch(() => undefined);
       index += 1;
+      pieces = [];
       filled = 0;
-      buffer = buffers.take();
+      hashing = hasher.stream();
       if (storing.size >= STORING_AT_ONCE) await Promise.race(storing);
     }
   };
@@ -109,7 +112,10 @@ export async function readChunkBatch(
         const digest = digests[index];
         if (digest === undefined) throw bodyMismatch('runs on past the last chunk it names');
         const part = Math.min(digestSize(digest) - filled, piece.length - offset);
-        filled += piece.copy(buffer, filled, offset, offset + part);
+        const bytes = part === piece.length ? piece : piece.subarray(offset, offset + part);
+        hashing.update(bytes);
+        pieces.push(bytes);
+        filled += part;
         offset += part;
         await handOver();
       }
@@ -121,8 +127,6 @@ export async function readChunkBatch(
     if (digest !== undefined && filled > 0) handlers.cut(digest);
     await Promise.allSettled(storing);
     throw error;
-  } finally {
-    buffers.give(buffer);
   }
 }
 

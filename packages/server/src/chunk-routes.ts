@@ -104,13 +104,17 @@ export function addChunkRoutes(
       logger.debug('chunk_received', { project, digest, status });
     };
     const batch = {
-      take: async (digest: Digest, bytes: Buffer, outcome: BatchOutcome): Promise<void> => {
+      take: async (
+        digest: Digest,
+        pieces: readonly Buffer[],
+        outcome: BatchOutcome,
+      ): Promise<void> => {
         if (outcome === 'mismatch') {
           refuse(digest, mismatch(digest), 400);
           return;
         }
         try {
-          const stored = await chunks.put(project, digest, bytes, clock(), hasher);
+          const stored = await chunks.put(project, digest, pieces, clock(), hasher);
           if (stored) answer.stored += 1;
           logger.debug('chunk_received', { project, digest, status: stored ? 201 : 200 });
         } catch (error) {
@@ -120,7 +124,7 @@ export function addChunkRoutes(
       },
       cut: (digest: Digest) => logger.debug('chunk_received', { project, digest, status: 0 }),
     };
-    await uploads.track(project, () => readChunkBatch(req, digests, buffers, hasher, batch));
+    await uploads.track(project, () => readChunkBatch(req, digests, hasher, batch));
     return { status: 200, json: answer };
   });
 

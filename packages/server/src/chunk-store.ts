@@ -97,11 +97,12 @@ export class ChunkStore {
    * A copy the project already has is compared byte for byte (docs/artifacts.md, Digest): one
    * that no longer hashes to its digest is moved to `corrupt-chunks/` and replaced, and digests
    * that agree on different intact bytes are a collision, refused with the stored copy kept.
+   * `bytes` may come as the pieces it arrived in, which are written as they are, uncopied.
    */
   async put(
     project: string,
     digest: Digest,
-    bytes: Uint8Array,
+    bytes: Uint8Array | readonly Uint8Array[],
     now: number,
     hasher: Hasher,
   ): Promise<boolean> {
@@ -111,7 +112,9 @@ export class ChunkStore {
     const earlier = this.#storing.get(key);
     const storing = (earlier ?? Promise.resolve(false))
       .catch(() => false)
-      .then(() => this.#store(project, digest, bytes, now, hasher));
+      .then(() =>
+        this.#store(project, digest, bytes instanceof Uint8Array ? [bytes] : bytes, now, hasher),
+      );
     this.#storing.set(key, storing);
     try {
       return await storing;
@@ -137,7 +140,7 @@ export class ChunkStore {
   async #store(
     project: string,
     digest: Digest,
-    bytes: Uint8Array,
+    pieces: readonly Uint8Array[],
     now: number,
     hasher: Hasher,
   ): Promise<boolean> {
@@ -148,10 +151,10 @@ export class ChunkStore {
     // Only the project's own copy is ever looked at; content another project holds costs
     // exactly what new content costs (invariant 9).
     const existing = existsSync(target) ? await readFile(target) : undefined;
-    if (existing?.equals(bytes)) {
+    if (existing !== undefined && sameBytes(existing, pieces)) {
       if (this.#hasRow.get(project, digest) !== undefined) return false;
       // A copy whose upload stopped before it was recorded: recorded now, synced at commit.
-      this.#record(project, digest, now, bytes.length);
+      this.#record(project, digest, now, existing.length);
       return true;
     }
     if (existing !== undefined && hasher.digest(existing) === digest) {
@@ -160,7 +163,7 @@ export class ChunkStore {
 
     // Asynchronous calls: the thread pool creates and fills the file on the other core while
     // this thread goes on receiving and hashing the next chunk of a batch.
-    const temp = await writeTempFile(folder, bytes, target);
+    const temp = await writeTempFile(folder, pieces, target);
     try {
       if (existing !== undefined) this.#moveAside(project, digest, target);
       await rename(temp, target);
@@ -168,7 +171,7 @@ export class ChunkStore {
       await rm(temp, { force: true });
       throw error;
     }
-    this.#record(project, digest, now, bytes.length);
+    this.#record(project, digest, now, digestSize(digest));
     return true;
   }
 
@@ -289,13 +292,21 @@ export class ChunkStore {
 const PROJECT_DIRS_CACHED = 1024;
 
 /** Writes a temp file beside `target` without fsync; `PendingChunks.commit` syncs it later. */
-async function writeTempFile(folder: string, bytes: Uint8Array, target: string): Promise<string> {
+async function writeTempFile(
+  folder: string,
+  pieces: readonly Uint8Array[],
+  target: string,
+): Promise<string> {
   const temp = join(folder, `.tmp-${randomBytes(8).toString('hex')}`);
   let handle: FileHandle | undefined;
   try {
     handle = await open(temp, 'wx', 0o444);
-    for (let written = 0; written < bytes.length; ) {
-      written += (await handle.write(bytes, written, bytes.length - written)).bytesWritten;
+    // One call for all the pieces; a short write (rare, on a nearly full disk) goes on from
+    // where it stopped.
+    let rest = pieces.filter((piece) => piece.length > 0);
+    while (rest.length > 0) {
+      const { bytesWritten } = await handle.writev(rest as Uint8Array[]);
+      rest = afterBytes(rest, bytesWritten);
     }
     await handle.close();
     handle = undefined;
@@ -305,6 +316,32 @@ async function writeTempFile(folder: string, bytes: Uint8Array, target: string):
     await rm(temp, { force: true });
     throw toArtifactWriteError(error, target);
   }
+}
+
+/** What remains of `pieces` once their first `count` bytes are gone. */
+function afterBytes(pieces: readonly Uint8Array[], count: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  let skip = count;
+  for (const piece of pieces) {
+    if (skip >= piece.length) {
+      skip -= piece.length;
+      continue;
+    }
+    rest.push(skip === 0 ? piece : piece.subarray(skip));
+    skip = 0;
+  }
+  return rest;
+}
+
+/** Whether `bytes` holds exactly what `pieces` hold back to back. */
+function sameBytes(bytes: Uint8Array, pieces: readonly Uint8Array[]): boolean {
+  let offset = 0;
+  for (const piece of pieces) {
+    if (offset + piece.length > bytes.length) return false;
+    if (Buffer.compare(bytes.subarray(offset, offset + piece.length), piece) !== 0) return false;
+    offset += piece.length;
+  }
+  return offset === bytes.length;
 }
 
 function chunkMissing(project: string, digest: Digest, cause: unknown): NotFoundError {
