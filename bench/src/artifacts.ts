@@ -25,12 +25,12 @@ const GiB = 1024 * MiB;
  * the same disk: ingest, re-logging identical content, upload to a server on loopback, resume
  * after a kill at 50%, and peak memory for a 5 GiB file. Product and reference alternate round
  * by round, with every dirty page flushed before each, so a noisy disk hits both alike.
- * `TIDEMARK_BENCH_ROUNDS` sets the measured rounds (default 3, after one warm-up).
+ * `TIDEMARK_BENCH_ROUNDS` sets the measured rounds (default 5, after one warm-up).
  */
 export const artifactsSuite: Suite = {
   name: 'artifacts',
   async run(workDir) {
-    const rounds = Number(process.env.TIDEMARK_BENCH_ROUNDS ?? 3);
+    const rounds = Number(process.env.TIDEMARK_BENCH_ROUNDS ?? 5);
     const source = join(workDir, 'checkpoint-1g.bin');
     writeRandomFile(source, GiB);
 
@@ -42,12 +42,17 @@ export const artifactsSuite: Suite = {
 
     return {
       title: 'Artifacts (1 GiB checkpoint; memory with 5 GiB)',
-      measurements: [...ingest, ...relog, ...upload, ...memory],
+      measurements: [...ingest, ...relog, ...upload.measurements, ...memory],
       notes: [
         `Median of ${rounds} rounds after one warm-up; product and reference alternate and every dirty page is flushed (sync) before each measurement.`,
         'Ingest: ArtifactStore.snapshot of a new 1 GiB random file (chunk, hash, write each chunk durably) against writing 1 GiB from memory to one file and fsyncing it.',
-        'Upload: syncOnce of a run holding the 1 GiB file to @tidemark/server, both processes on loopback (the client verifies every chunk on read, the server re-hashes each and fsyncs them all at commit); reference: a plain node:http server process streaming the same bytes to a file and fsyncing it.',
-        'The machine may be shared with other work; when it is busy, the CPU-bound product (chunking, hashing on both sides) loses more than the disk-bound references.',
+        'Upload: syncOnce of a run holding the 1 GiB file to @tidemark/server, both processes on ' +
+          'loopback (the server re-hashes every chunk and makes each chunk file durable); ' +
+          'reference: a plain node:http server process streaming the same bytes to one file and ' +
+          'fsyncing it.',
+        'The machine may be shared with other work; when it is busy, the CPU-bound product ' +
+          '(chunking, hashing) loses more than the disk-bound references.',
+        `Upload rounds in the order run (P product, R reference, seconds): ${upload.rounds}.`,
         'Main-thread lag: a 10 ms timer in the process that logs, while the 1 GiB file is snapshotted in the worker pool.',
         'Peak RSS: of a separate process logging, then syncing, a 5 GiB file; Node itself takes the baseline shown.',
       ],
@@ -176,7 +181,7 @@ async function measureUpload(
   workDir: string,
   source: string,
   rounds: number,
-): Promise<Measurement[]> {
+): Promise<{ measurements: Measurement[]; rounds: string }> {
   const storeDir = join(workDir, 'store');
   const run = await initRun({
     project: 'bench/artifacts',
@@ -191,6 +196,7 @@ async function measureUpload(
   const reference: number[] = [];
   const product: number[] = [];
   const ratios: number[] = [];
+  const order: string[] = [];
   try {
     for (let round = 0; round <= rounds; round++) {
       const plainDir = join(workDir, `plain-${round}`);
@@ -210,7 +216,7 @@ async function measureUpload(
         const remote = new HttpRemoteClient({ url: server.url, token: server.token });
         const started = performance.now();
         // A server on a port an earlier round had would find that round's cursor: a fresh name.
-        const report = await syncOnce(store, remote, { remote: `bench-round-${round}` });
+        const report = await syncOnce(store, remote, { remote: `http://round-${round}.bench` });
         const seconds = (performance.now() - started) / 1000;
         await server.process.kill9();
         if (report.bytesSent < GiB) throw new Error(`upload sent ${report.bytesSent} bytes only`);
@@ -226,10 +232,12 @@ async function measureUpload(
       reference.push(1024 / refSeconds);
       product.push(1024 / seconds);
       ratios.push(refSeconds / seconds);
+      const [p, r] = [`P ${seconds.toFixed(2)}`, `R ${refSeconds.toFixed(2)}`];
+      order.push(round % 2 === 0 ? `${r} ${p}` : `${p} ${r}`);
     }
     const resume = await measureResume(workDir, storeDir);
     const ratio = median(ratios);
-    return [
+    const measurements: Measurement[] = [
       {
         name: 'upload of the 1 GiB artifact to a server on loopback',
         value: median(product),
@@ -241,6 +249,7 @@ async function measureUpload(
       },
       ...resume,
     ];
+    return { measurements, rounds: order.join(' | ') };
   } finally {
     await store.close();
     rmSync(storeDir, { recursive: true, force: true });
@@ -260,7 +269,7 @@ async function measureResume(workDir: string, storeDir: string): Promise<Measure
      const store = Store.open({ dir: process.argv[1] });
      const remote = new HttpRemoteClient({ url: process.argv[2], token: process.env.SYNC_TOKEN });
      await syncOnce(store, remote, {
-       remote: 'bench-resume',
+       remote: 'http://resume.bench',
        onProgress: (p) => process.stdout.write(JSON.stringify({ event: 'progress', ...p }) + '\\n'),
      });`,
     [storeDir, server.url],
@@ -273,7 +282,7 @@ async function measureResume(workDir: string, storeDir: string): Promise<Measure
   const report = await syncOnce(
     store,
     new HttpRemoteClient({ url: server.url, token: server.token }),
-    { remote: 'bench-resume' },
+    { remote: 'http://resume.bench' },
   );
   await store.close();
   await server.process.kill9();

@@ -15,6 +15,8 @@ import { forEachLimit } from './for-each-limit.js';
 import { referencedManifests } from './op-objects.js';
 import type { RemoteClient } from './remote-client.js';
 import { RemoteError } from './remote-error.js';
+import { BATCH_BYTES, planBatches } from './upload-batches.js';
+import { WireTurn } from './wire-turn.js';
 
 export interface UploadStats {
   chunksSent: number;
@@ -34,15 +36,6 @@ export interface ChunkUploaderOptions {
 
 /** How many digests one `missingChunks` call asks about. */
 const ASK_SLICE = 5_000;
-
-/**
- * The largest body, and the most objects, one batch upload carries. Batches cut the per-request
- * work on both sides (headers, auth, a database write) to a few dozen requests per gigabyte,
- * while a pass killed mid-batch still loses only the object on the wire: the server keeps each
- * object of a batch as soon as it arrived whole.
- */
-const BATCH_BYTES = 8 * 1024 * 1024;
-const BATCH_OBJECTS = 64;
 
 /** Local failures that will not heal by trying again: the run is quarantined instead. */
 const LOCAL_OBJECT_PROBLEMS = new Set(['object_missing', 'object_corrupt', 'bad_manifest']);
@@ -403,49 +396,6 @@ async function forbiddenAsAuth<T>(
     }
     throw RemoteError.forbidden(endpoint, project);
   }
-}
-
-/** A turn to put bytes on the wire; `acquire` resolves with the function that ends it. */
-class WireTurn {
-  #tail: Promise<void> = Promise.resolve();
-
-  async acquire(): Promise<() => void> {
-    let end: () => void = () => {};
-    const turn = new Promise<void>((resolve) => {
-      end = resolve;
-    });
-    const before = this.#tail;
-    this.#tail = before.then(() => turn);
-    await before;
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      end();
-    };
-  }
-}
-
-/**
- * Groups objects into batches of at most BATCH_BYTES and BATCH_OBJECTS, in the given order. An
- * object larger than a batch (a big manifest) goes alone, and alone is sent one by one.
- */
-function planBatches(objects: readonly Digest[]): Digest[][] {
-  const batches: Digest[][] = [];
-  let batch: Digest[] = [];
-  let bytes = 0;
-  for (const digest of objects) {
-    const size = digestSize(digest);
-    if (batch.length > 0 && (bytes + size > BATCH_BYTES || batch.length === BATCH_OBJECTS)) {
-      batches.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(digest);
-    bytes += size;
-  }
-  if (batch.length > 0) batches.push(batch);
-  return batches;
 }
 
 function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
