@@ -57,12 +57,16 @@ describe('the --json envelope', () => {
     });
 
     expect(result.code, result.stderr).toBe(7);
-    const envelope = parseEnvelope<{ quarantined: Array<{ runId: string }> }>(result.stdout);
+    const envelope = parseEnvelope<{ quarantined: Array<{ runId: string; hint: string }> }>(
+      result.stdout,
+    );
     expect(envelope).toMatchObject({ ok: false, command: 'sync' });
     expect(envelope.error).toMatchObject({
       code: 'quarantined',
       hint: expect.stringContaining(`--retry-run ${run.id}`),
     });
     expect(envelope.data.quarantined.map((q) => q.runId)).toEqual([run.id]);
+    // The run's own hint says the local copy is what is damaged, and how to find out what.
+    expect(envelope.data.quarantined[0]?.hint).toContain("'tidemark verify'");
   });
 });

@@ -1,6 +1,7 @@
 import {
   closeSync,
   existsSync,
+  fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -208,15 +209,18 @@ export class ArtifactStore {
 
   /**
    * Reads an object that fits in `target` with synchronous calls: an object is at most a chunk of
-   * a few MiB, read from the page cache faster than a round trip through the thread pool.
+   * a few MiB, read from the page cache faster than a round trip through the thread pool. A file
+   * whose length is not the digest's is damaged (bytes cut off or added), hashed or not.
    */
   #readRaw(digest: Digest, target: Buffer): Buffer {
     const size = digestSize(digest);
     const path = objectPath(this.dir, digest);
     let length = 0;
+    let onDisk: number;
     try {
       const fd = openSync(path, 'r');
       try {
+        onDisk = fstatSync(fd).size;
         for (let read = -1; read !== 0 && length < size; length += read) {
           read = readSync(fd, target, length, size - length, length);
         }
@@ -226,6 +230,7 @@ export class ArtifactStore {
     } catch (error) {
       throw missingObject(digest, this.dir, error);
     }
+    if (onDisk !== size || length !== size) throw corruptObject(digest);
     return target.subarray(0, length);
   }
 

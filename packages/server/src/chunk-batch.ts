@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { type Digest, digestSize, type Hasher, isDigest } from '@tidemark/core';
+import { ChunkPieces } from './chunk-pieces.js';
 import { badRequest, RequestError } from './errors.js';
 import type { ServerLimits } from './limits.js';
 
@@ -49,8 +50,8 @@ export function batchDigests(url: URL, limits: ServerLimits): Digest[] {
 
 /**
  * Chunks of one batch being stored at once while the next ones arrive. Enough to keep every
- * thread of the pool writing while this one receives and hashes; a batch holds at most
- * `maxBatchBytes`, which bounds the memory the pieces of these chunks take.
+ * thread of the pool writing while this one receives and hashes; their pieces take at most
+ * about twice their bytes (chunk-pieces.ts), and a batch is at most `maxBatchBytes`.
  */
 const STORING_AT_ONCE = 8;
 
@@ -82,15 +83,14 @@ export async function readChunkBatch(
 
   const storing = new Set<Promise<void>>();
   let index = 0;
-  let pieces: Buffer[] = [];
-  let filled = 0;
+  let pieces = new ChunkPieces();
   let hashing = hasher.stream();
 
   const handOver = async (): Promise<void> => {
     for (let digest = digests[index]; digest !== undefined; digest = digests[index]) {
-      if (filled < digestSize(digest)) return;
+      if (pieces.length < digestSize(digest)) return;
       const outcome = hashing.digest() === digest ? 'intact' : 'mismatch';
-      const work: Promise<void> = handlers.take(digest, pieces, outcome).finally(() => {
+      const work: Promise<void> = handlers.take(digest, pieces.finish(), outcome).finally(() => {
         storing.delete(work);
       });
       storing.add(work);
@@ -98,8 +98,7 @@ export async function readChunkBatch(
       // from counting as unhandled while the next chunk is being received.
       work.catch(() => undefined);
       index += 1;
-      pieces = [];
-      filled = 0;
+      pieces = new ChunkPieces();
       hashing = hasher.stream();
       if (storing.size >= STORING_AT_ONCE) await Promise.race(storing);
     }
@@ -111,11 +110,10 @@ export async function readChunkBatch(
       for (let offset = 0; offset < piece.length; ) {
         const digest = digests[index];
         if (digest === undefined) throw bodyMismatch('runs on past the last chunk it names');
-        const part = Math.min(digestSize(digest) - filled, piece.length - offset);
+        const part = Math.min(digestSize(digest) - pieces.length, piece.length - offset);
         const bytes = part === piece.length ? piece : piece.subarray(offset, offset + part);
         hashing.update(bytes);
-        pieces.push(bytes);
-        filled += part;
+        pieces.add(bytes);
         offset += part;
         await handOver();
       }
@@ -124,7 +122,7 @@ export async function readChunkBatch(
     await Promise.all(storing);
   } catch (error) {
     const digest = digests[index];
-    if (digest !== undefined && filled > 0) handlers.cut(digest);
+    if (digest !== undefined && pieces.length > 0) handlers.cut(digest);
     await Promise.allSettled(storing);
     throw error;
   }

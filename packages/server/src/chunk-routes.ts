@@ -42,7 +42,7 @@ export function addChunkRoutes(
     const body = await readJson(req, limits.maxJsonBodyBytes);
     const { project, digests } = parseMissingRequest(body, limits.maxDigestsPerRequest);
     assertProjectAccess(principal, project);
-    await uploads.settled(project);
+    await uploads.settled(project, limits.presenceWaitMs);
     const answer: MissingChunksResponse = { missing: chunks.missing(project, digests) };
     return { status: 200, json: answer };
   });
@@ -51,7 +51,7 @@ export function addChunkRoutes(
     const body = await readJson(req, limits.maxJsonBodyBytes);
     const { project, digests } = parseMissingRequest(body, limits.maxDigestsPerRequest);
     assertProjectAccess(principal, project);
-    await uploads.settled(project);
+    await uploads.settled(project, limits.presenceWaitMs);
     const answer: MissingChunksResponse = { missing: await chunks.commit(project, digests) };
     return { status: 200, json: answer };
   });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
@@ -66,8 +66,27 @@ export class ChunkStore {
    * Settles the chunks a stopped server left unsynced: call once before serving. Those intact
    * become durable, the others are forgotten so that clients send them again.
    */
-  recover(hasher: Hasher): { kept: number; dropped: number } {
-    return this.#pending.recover(hasher, this.#logger);
+  recover(hasher: Hasher): { kept: number; dropped: number; tempFiles: number } {
+    const recovered = this.#pending.recover(hasher, this.#logger);
+    return { ...recovered, tempFiles: this.#removeTempFiles() };
+  }
+
+  /**
+   * Removes the temp files of uploads a stopped server was writing: each is renamed into place
+   * only once whole, so one still named `.tmp-*` belongs to no chunk.
+   */
+  #removeTempFiles(): number {
+    let removed = 0;
+    for (const project of subfolders(this.dir)) {
+      for (const folder of subfolders(project)) {
+        for (const name of readdirSync(folder)) {
+          if (!name.startsWith(TEMP_PREFIX)) continue;
+          rmSync(join(folder, name), { force: true });
+          removed += 1;
+        }
+      }
+    }
+    return removed;
   }
 
   /**
@@ -292,12 +311,23 @@ export class ChunkStore {
 const PROJECT_DIRS_CACHED = 1024;
 
 /** Writes a temp file beside `target` without fsync; `PendingChunks.commit` syncs it later. */
+/** Names a chunk file being written; `recover` removes any a stopped server left. */
+const TEMP_PREFIX = '.tmp-';
+
+/** The folders directly inside `dir`, or none when it does not exist yet. */
+function subfolders(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => join(dir, entry.name));
+}
+
 async function writeTempFile(
   folder: string,
   pieces: readonly Uint8Array[],
   target: string,
 ): Promise<string> {
-  const temp = join(folder, `.tmp-${randomBytes(8).toString('hex')}`);
+  const temp = join(folder, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
   let handle: FileHandle | undefined;
   try {
     handle = await open(temp, 'wx', 0o444);

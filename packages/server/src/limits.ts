@@ -19,6 +19,11 @@ export interface ServerLimits {
   maxDigestsPerRequest: number;
   /** The most runs one `GET /api/v1/runs` answers with. */
   maxRunsPerPage: number;
+  /**
+   * Longest a presence question (`chunks/missing`, `chunks/commit`) waits for the project's
+   * uploads under way to settle, in milliseconds (uploads-in-progress.ts).
+   */
+  presenceWaitMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
@@ -30,6 +35,7 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxOpsPerRequest: 10_000,
   maxDigestsPerRequest: 10_000,
   maxRunsPerPage: 1000,
+  presenceWaitMs: 5000,
 });
 
 /** Merges caller limits over the defaults, refusing values that are not positive integers. */

@@ -135,6 +135,9 @@ class HttpTidemarkServer implements TidemarkServer {
     // chunks a stopped server left unsynced before anyone is told what it holds.
     const recovered = this.#chunks.recover(await getHasher());
     if (recovered.dropped > 0) this.#logger.warn('pending_chunks_dropped', recovered);
+    if (recovered.tempFiles > 0) {
+      this.#logger.info('temp_files_removed', { count: recovered.tempFiles });
+    }
     await new Promise<void>((resolve, reject) => {
       this.#http.once('error', reject);
       this.#http.listen(port, host, () => {

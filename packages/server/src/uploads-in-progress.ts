@@ -3,7 +3,9 @@
  * last request to be drained and stored for a moment after it died; a presence answer given
  * meanwhile would call those chunks missing and have the next pass send them a second time. So
  * `missing` and `commit` first wait for the uploads of their project that were under way when
- * they were asked (not for later ones, so a busy project cannot hold them off).
+ * they were asked (not for later ones, so a busy project cannot hold them off), and for a few
+ * seconds at most: an upload that stalls (a half-open connection, a body sent a byte at a time)
+ * must not hold the project's answers until the request times out.
  */
 export class UploadsInProgress {
   readonly #byProject = new Map<string, Set<Promise<unknown>>>();
@@ -22,9 +24,21 @@ export class UploadsInProgress {
     }
   }
 
-  /** Resolves once the uploads of `project` under way now have settled, however they ended. */
-  async settled(project: string): Promise<void> {
+  /**
+   * Resolves once the uploads of `project` under way now have settled, however they ended, or
+   * after `patienceMs`, whichever comes first.
+   */
+  async settled(project: string, patienceMs: number): Promise<void> {
     const running = this.#byProject.get(project);
-    if (running !== undefined) await Promise.allSettled([...running]);
+    if (running === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const patience = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, patienceMs);
+    });
+    try {
+      await Promise.race([Promise.allSettled([...running]), patience]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -101,13 +101,7 @@ describe('chunk batches', () => {
     req.write(Buffer.concat([first, second.subarray(0, 50_000)]));
     // Waits until the first chunk is recorded, read from the database as another process would:
     // a presence answer would wait for the batch to end.
-    await new Promise<void>((resolve) => {
-      const poll = (): void => {
-        if (heldCount(server.dataDir, 'p') === 1) resolve();
-        else setImmediate(poll);
-      };
-      poll();
-    });
+    await untilHeld(server, 'p', 1);
     req.destroy();
 
     expect(await missing(server, 'p', digests)).toEqual([digests[1], digests[2]]);
@@ -153,6 +147,44 @@ describe('chunk batches', () => {
     expect(await missing(server, 'p', digests)).toEqual(digests);
   });
 });
+
+describe('a batch upload that stalls', () => {
+  it('holds presence answers for its project no longer than the presence wait', async () => {
+    const server = await fresh({ presenceWaitMs: 200 });
+    const parts = await chunks(100_000, 100_000);
+    const digests = parts.map((part) => part.digest);
+    const [first, second] = parts.map((part) => part.bytes) as [Buffer, Buffer];
+    const req = request(new URL(server.url + batchPath('p', digests)), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.token}`, 'content-length': String(200_000) },
+    });
+    let answered = false;
+    req.on('response', () => {
+      answered = true;
+    });
+    req.on('error', () => {});
+    // The first chunk whole, then a few bytes of the second, and nothing more.
+    req.write(Buffer.concat([first, second.subarray(0, 10)]));
+    await untilHeld(server, 'p', 1);
+
+    const lacking = await missing(server, 'p', digests);
+
+    expect(lacking).toEqual([digests[1]]);
+    expect(answered).toBe(false);
+    req.destroy();
+  });
+});
+
+/** Resolves once the server has recorded `count` chunks of `project`. */
+function untilHeld(server: TestServer, project: string, count: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const poll = (): void => {
+      if (heldCount(server.dataDir, project) === count) resolve();
+      else setImmediate(poll);
+    };
+    poll();
+  });
+}
 
 function heldCount(dataDir: string, project: string): number {
   const db = new Database(join(dataDir, 'server.db'), { readonly: true });

@@ -247,6 +247,27 @@ describe('chunk durability', () => {
   });
 });
 
+describe('a server starting on a data folder a killed server left', () => {
+  it('removes the temp files of uploads it was writing and keeps every chunk', async () => {
+    const { chunks, dataDir } = openChunks();
+    const hasher = await getHasher();
+    const bytes = randomBytes(3000);
+    const digest = hasher.digest(bytes);
+    await chunks.put('team/a', digest, bytes, 1, hasher);
+    await chunks.commit('team/a', [digest]);
+    const stored = chunkPath(join(dataDir, CHUNKS_DIR), 'team/a', digest);
+    const folder = join(stored, '..');
+    writeFileSync(join(folder, '.tmp-0123456789abcdef'), randomBytes(1000));
+    writeFileSync(join(folder, '.tmp-fedcba9876543210'), '');
+
+    const recovered = chunks.recover(hasher);
+
+    expect(recovered).toEqual({ kept: 0, dropped: 0, tempFiles: 2 });
+    expect(readdirSync(folder)).toEqual([digest]);
+    expect(chunks.holds('team/a', digest)).toBe(true);
+  });
+});
+
 function pendingRows(dataDir: string): string[] {
   const db = new Database(join(dataDir, 'server.db'), { readonly: true });
   try {

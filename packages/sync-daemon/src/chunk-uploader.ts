@@ -115,8 +115,8 @@ export class ChunkUploader {
           if (!problems.has(runId)) problems.set(runId, failure);
         }
       };
-      const upload = async (digest: Digest): Promise<void> => {
-        const failure = await this.#upload(project, digest);
+      const upload = async (digest: Digest, attempts?: number): Promise<void> => {
+        const failure = await this.#upload(project, digest, attempts);
         if (failure !== undefined) fail(digest, failure);
       };
       const { concurrency } = this.#options;
@@ -220,7 +220,7 @@ export class ChunkUploader {
     project: string,
     batch: readonly Digest[],
     fail: (digest: Digest, failure: string) => void,
-    upload: (digest: Digest) => Promise<void>,
+    upload: (digest: Digest, attempts?: number) => Promise<void>,
   ): Promise<void> {
     const putChunks = this.#remote.putChunks?.bind(this.#remote);
     if (putChunks === undefined || !this.#batching || batch.length === 1) {
@@ -259,8 +259,9 @@ export class ChunkUploader {
       }
       for (const [digest, code] of notKept) {
         if (code === 'digest_mismatch') {
+          // Intact here, so damaged on the way: one more try, alone.
           const damage = await this.#localDamage(digest);
-          if (damage === undefined) await upload(digest);
+          if (damage === undefined) await upload(digest, 1);
           else fail(digest, damage);
           continue;
         }
@@ -272,19 +273,27 @@ export class ChunkUploader {
     }
   }
 
-  /** Sends one object; answers why it cannot be sent, or undefined once the server holds it. */
-  async #upload(project: string, digest: Digest): Promise<string | undefined> {
+  /**
+   * Sends one object, trying again once (`attempts` 2) when it was damaged on the way; answers
+   * why it cannot be sent, or undefined once the server holds it.
+   */
+  async #upload(project: string, digest: Digest, attempts = 2): Promise<string | undefined> {
     // Reused buffers: a pass reads gigabytes a chunk at a time, and fresh ones would keep the
     // garbage collector busier than the upload.
     const buffer = this.#buffers.pop() ?? Buffer.allocUnsafeSlow(CHUNK_MAX);
     try {
-      return await this.#uploadWith(project, digest, buffer);
+      return await this.#uploadWith(project, digest, buffer, attempts);
     } finally {
       this.#buffers.push(buffer);
     }
   }
 
-  async #uploadWith(project: string, digest: Digest, buffer: Buffer): Promise<string | undefined> {
+  async #uploadWith(
+    project: string,
+    digest: Digest,
+    buffer: Buffer,
+    attempts: number,
+  ): Promise<string | undefined> {
     for (let attempt = 1; ; attempt += 1) {
       let bytes: Buffer;
       try {
@@ -305,7 +314,7 @@ export class ChunkUploader {
         if (error.serverCode === 'digest_mismatch') {
           const damage = await this.#localDamage(digest);
           if (damage !== undefined) return damage;
-          if (attempt === 1) continue;
+          if (attempt < attempts) continue;
         }
         this.#options.logger.warn('chunk_refused', {
           digest,

@@ -107,7 +107,7 @@ describe('artifact chunks over HTTP to @tidemark/server', () => {
     expect(server.puts.every((put) => put.status === 201)).toBe(true);
   });
 
-  it('leaves a chunk damaged on this disk with the server, which refuses it; quarantines its run only', async () => {
+  it('has the server refuse a chunk with a flipped byte, and quarantines its run only', async () => {
     const { dir, store } = openTestStore();
     const broken = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
     const fine = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
@@ -129,6 +129,30 @@ describe('artifact chunks over HTTP to @tidemark/server', () => {
     expect(server.puts.filter((put) => put.digest === damaged).map((put) => put.status)).toEqual([
       400,
     ]);
+  });
+
+  it('sends nothing of a chunk file cut short or grown, and quarantines its run', async () => {
+    const { dir, store } = openTestStore();
+    const cut = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
+    const grown = await recordRun(dir, 'team/a', (r) => r.upload('model', randomFile(300_000)));
+    const damaged = [await firstChunk(store, cut.id), await firstChunk(store, grown.id)];
+    const cutPath = objectPath(join(dir, 'objects'), damaged[0] as Digest);
+    writeFileSync(cutPath, readFileSync(cutPath).subarray(0, 1000));
+    const grownPath = objectPath(join(dir, 'objects'), damaged[1] as Digest);
+    writeFileSync(grownPath, Buffer.concat([readFileSync(grownPath), Buffer.from('garbage\n')]));
+    const server = await startRecordingServer();
+    const remote = new HttpRemoteClient({ url: server.url, token: server.token });
+
+    const report = await syncOnce(store, remote);
+
+    expect(report.quarantined).toEqual([
+      { runId: cut.id, reason: expect.stringMatching(/^object_corrupt/), isNew: true },
+      { runId: grown.id, reason: expect.stringMatching(/^object_corrupt/), isNew: true },
+    ]);
+    expect(server.puts.filter((put) => damaged.includes(put.digest))).toEqual([]);
+    expect([...heldChunks(server.dataDir, 'team/a')].filter((d) => damaged.includes(d))).toEqual(
+      [],
+    );
   });
 
   it('falls back to one object per request when the server refuses batches this large', async () => {

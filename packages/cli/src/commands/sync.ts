@@ -80,7 +80,10 @@ export function registerSync(program: Command): void {
           progress.stop();
           const view = {
             ...report,
-            quarantined: report.quarantined.map((q) => ({ ...q, hint: releaseHint(q.runId) })),
+            quarantined: report.quarantined.map((q) => ({
+              ...q,
+              hint: releaseHint(q.runId, q.reason),
+            })),
           };
           const human = () => describeReport(report, remote.url);
           if (report.quarantined.length === 0) {
@@ -123,11 +126,17 @@ function quarantinedError(report: SyncReport): TidemarkError {
   });
 }
 
-function releaseHint(runId: string): string {
-  return (
-    `fix the cause, then release it with 'tidemark sync --retry-run ${runId}' ` +
-    "(or '--retry-quarantined' for all)"
-  );
+function releaseHint(runId: string, reason: string): string {
+  const release = `release it with 'tidemark sync --retry-run ${runId}' (or --retry-quarantined)`;
+  // A damaged or missing local object does not heal: say where to look and what can mend it.
+  if (/^object_(corrupt|missing)/.test(reason)) {
+    return (
+      "a file it logged is damaged or gone in this store; 'tidemark verify' lists what. Put the " +
+      "object back (from a copy of the store, or 'tidemark get --remote' when another run " +
+      `synced the same file), then ${release}`
+    );
+  }
+  return `fix the cause, then ${release}`;
 }
 
 function describeReport(report: SyncReport, url: string): string {
@@ -145,7 +154,7 @@ function describeReport(report: SyncReport, url: string): string {
   for (const q of report.quarantined) {
     const since = q.isNew ? 'quarantined' : 'still quarantined';
     lines.push(`${since} run ${q.runId}: ${q.reason}`);
-    lines.push(`  hint: ${releaseHint(q.runId)}`);
+    lines.push(`  hint: ${releaseHint(q.runId, q.reason)}`);
   }
   if (report.pending > 0) lines.push(`${report.pending} operations still pending`);
   return lines.join('\n');
