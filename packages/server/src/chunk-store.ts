@@ -310,7 +310,6 @@ export class ChunkStore {
 /** Project folder names kept computed; far more than a server has projects. */
 const PROJECT_DIRS_CACHED = 1024;
 
-/** Writes a temp file beside `target` without fsync; `PendingChunks.commit` syncs it later. */
 /** Names a chunk file being written; `recover` removes any a stopped server left. */
 const TEMP_PREFIX = '.tmp-';
 
@@ -322,6 +321,10 @@ function subfolders(dir: string): string[] {
     .map((entry) => join(dir, entry.name));
 }
 
+/**
+ * Writes the pieces to a temp file in `folder`, beside `target`, without fsync;
+ * `PendingChunks.commit` syncs it later.
+ */
 async function writeTempFile(
   folder: string,
   pieces: readonly Uint8Array[],
