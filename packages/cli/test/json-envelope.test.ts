@@ -68,5 +68,13 @@ describe('the --json envelope', () => {
     expect(envelope.data.quarantined.map((q) => q.runId)).toEqual([run.id]);
     // The run's own hint says the local copy is what is damaged, and how to find out what.
     expect(envelope.data.quarantined[0]?.hint).toContain("'tidemark verify'");
+
+    // Said again in words, a pass that holds a run back does not call the server up to date.
+    const again = await runCli(['sync', '--dir', dir, '--remote', server.url], {
+      TIDEMARK_API_TOKEN: server.token,
+    });
+    expect(again.code, again.stderr).toBe(7);
+    expect(again.stdout).toContain(`still quarantined run ${run.id}`);
+    expect(again.stdout).not.toContain('up to date');
   });
 });

@@ -142,7 +142,9 @@ function releaseHint(runId: string, reason: string): string {
 function describeReport(report: SyncReport, url: string): string {
   const lines: string[] = [];
   if (report.opsSent === 0 && report.chunksSent === 0) {
-    lines.push(`${url} is up to date: nothing to send`);
+    // Quarantined runs are not up to date, however little there was to send.
+    const held = report.quarantined.length > 0;
+    lines.push(held ? `nothing sent to ${url}` : `${url} is up to date: nothing to send`);
   } else {
     lines.push(
       `synced to ${url}: ${report.opsApplied} operations applied, ${report.opsDuplicate} already there, ` +
