@@ -174,35 +174,23 @@ export class ArtifactStore {
   }
 
   /**
-   * `read` into a caller's buffer, for loops that read many objects: answers a view of `target`
-   * holding the object, checked against its digest. An object larger than `target` is read into
-   * a new buffer instead.
-   */
-  async readInto(digest: Digest, target: Buffer): Promise<Buffer> {
-    if (digestSize(digest) > target.length) return this.read(digest);
-    const bytes = this.#readRaw(digest, target);
-    if ((await getHasher()).digest(bytes) !== digest) throw corruptObject(digest);
-    return bytes;
-  }
-
-  /**
-   * `readInto` without the digest check, for bytes on their way to a receiver that re-hashes
-   * every object it is sent (the server, invariant 4). Checking on both ends of one transfer
-   * spends a core on a check the receiver repeats anyway. When the receiver refuses an object
-   * as not matching its digest, `read` it to tell local damage from damage on the way.
+   * An object read into a caller's buffer (a view of `target`; a new buffer when the object is
+   * larger) without the digest check, for bytes on their way to a receiver that re-hashes every
+   * object it is sent (the server, invariant 4). Checking on both ends of one transfer spends a
+   * core on a check the receiver repeats anyway. Only the length is checked: a wrong one needs
+   * no hash to be seen, and would garble a body of objects sent back to back. When the receiver
+   * refuses an object as not matching its digest, `read` it to tell local damage from damage on
+   * the way.
    */
   readIntoUnchecked(digest: Digest, target: Buffer): Buffer {
+    if (digestSize(digest) <= target.length) return this.#readRaw(digest, target);
+
     let bytes: Buffer;
-    if (digestSize(digest) > target.length) {
-      try {
-        bytes = readFileSync(objectPath(this.dir, digest));
-      } catch (error) {
-        throw missingObject(digest, this.dir, error);
-      }
-    } else {
-      bytes = this.#readRaw(digest, target);
+    try {
+      bytes = readFileSync(objectPath(this.dir, digest));
+    } catch (error) {
+      throw missingObject(digest, this.dir, error);
     }
-    // A wrong length needs no hash to be seen, and would garble a body of objects back to back.
     if (bytes.length !== digestSize(digest)) throw corruptObject(digest);
     return bytes;
   }

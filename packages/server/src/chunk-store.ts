@@ -231,11 +231,7 @@ export class ChunkStore {
     } catch (error) {
       throw chunkMissing(project, digest, error);
     }
-    if (hasher.digest(bytes) !== digest) {
-      this.#moveAside(project, digest, path);
-      throw chunkCorrupt(project, digest);
-    }
-    return bytes;
+    return this.#checked(project, digest, path, bytes, hasher);
   }
 
   /**
@@ -251,6 +247,10 @@ export class ChunkStore {
     } catch (error) {
       throw chunkMissing(project, digest, error);
     }
+    return this.#checked(project, digest, path, bytes, hasher);
+  }
+
+  #checked(project: string, digest: Digest, path: string, bytes: Buffer, hasher: Hasher): Buffer {
     if (hasher.digest(bytes) !== digest) {
       this.#moveAside(project, digest, path);
       throw chunkCorrupt(project, digest);

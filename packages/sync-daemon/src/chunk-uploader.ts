@@ -259,7 +259,7 @@ export class ChunkUploader {
       }
       for (const [digest, code] of notKept) {
         if (code === 'digest_mismatch') {
-          // Intact here, so damaged on the way: one more try, alone.
+          // An intact local copy means damage on the way: one more try, alone.
           const damage = await this.#localDamage(digest);
           if (damage === undefined) await upload(digest, 1);
           else fail(digest, damage);
