@@ -48,7 +48,8 @@ export function registerVerify(program: Command): void {
     .description('check the local store and say what is wrong; --repair rebuilds a damaged one')
     .option(
       '--repair',
-      'rebuild the database from every row that can still be read (stop writers first; the damaged file is kept)',
+      'rebuild the database from every row that can still be read ' +
+        '(stop writers first; the damaged file is kept)',
     )
     .addHelpText(
       'after',
@@ -154,7 +155,8 @@ function renderNotRepaired(after: VerifyReport, repaired: boolean): string {
   const lines = [
     repaired
       ? `not repaired: ${left.length} error(s) remain`
-      : `not repaired: --repair rebuilds a damaged database only; it cannot fix the ${left.length} error(s) found`,
+      : 'not repaired: --repair rebuilds a damaged database only; ' +
+        `it cannot fix the ${left.length} error(s) found`,
   ];
   if (left.some((f) => f.check === OBJECTS)) lines.push(`  ${OBJECT_ADVICE}`);
   return lines.join('\n');
