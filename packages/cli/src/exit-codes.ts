@@ -49,6 +49,8 @@ export function exitCodeFor(error: TidemarkError): ExitCode {
   const serverCode = (error as { serverCode?: unknown }).serverCode;
   if (error instanceof NotFoundError || error.code.endsWith('not_found')) return ExitCode.notFound;
   if (typeof serverCode === 'string' && serverCode.endsWith('not_found')) return ExitCode.notFound;
+  // Any 404 means the server lacks what was asked for (or holds it damaged, chunk_corrupt).
+  if ((error as { status?: unknown }).status === 404) return ExitCode.notFound;
   if (error instanceof StoreError || error instanceof ArtifactError) return ExitCode.store;
   if (error instanceof ValidationError || error instanceof QueryError) return ExitCode.usage;
   if (error.code === 'usage' || error.code.startsWith('invalid')) return ExitCode.usage;

@@ -369,7 +369,9 @@ function missingObject(digest: Digest, dir: string, cause: unknown): NotFoundErr
 
 function corruptObject(digest: Digest): ArtifactError {
   return new ArtifactError('object_corrupt', `object ${digest} does not match its digest`, {
-    hint: "Run 'tidemark verify'; if the run was synced, 'tidemark get' can fetch it again.",
+    hint:
+      "Run 'tidemark verify'; if the run was synced, 'tidemark get <run> <path> --remote <url>' " +
+      'fetches it again.',
   });
 }
 
